@@ -1,0 +1,48 @@
+"""The code location: assets, resources per environment, the job and its schedule."""
+
+from __future__ import annotations
+
+from dagster import Definitions, EnvVar, in_process_executor
+
+from sales_assets.assets import ALL_ASSETS
+from sales_assets.io_managers import PostgresIOManager, SparkParquetIOManager
+from sales_assets.jobs import build_schedule, sales_job
+from sales_assets.resources import ClickHouseResource, PostgresResource, SparkResource
+from sales_assets.resources.spark import spark_config
+from sales_assets.run_date import RunDateResource
+from sales_assets.settings import Settings
+
+
+def build_resources(settings: Settings, spark: SparkResource | None = None) -> dict:
+    """Resources for `settings`. URLs that come from the environment are passed as `EnvVar`, so
+    the Dagster UI shows the variable's name, never the password inside it."""
+    spark = spark or SparkResource(spark_config=spark_config(settings.spark_master))
+    postgres = PostgresResource(
+        url=EnvVar("SALES_PG_URL") if settings.pg_url else None,
+        embedded_dir=str(settings.embedded_pg_dir),
+    )
+    return {
+        "spark": spark,
+        "postgres": postgres,
+        "clickhouse": ClickHouseResource(
+            url=EnvVar("SALES_CH_URL") if settings.ch_url else None,
+            embedded_path=str(settings.embedded_ch_path),
+        ),
+        "run_date": RunDateResource(timezone=settings.timezone),
+        "parquet_io_manager": SparkParquetIOManager(base_path=str(settings.parquet_dir), spark=spark),
+        "postgres_io_manager": PostgresIOManager(postgres=postgres, spark=spark),
+    }
+
+
+def build_definitions(settings: Settings | None = None, spark: SparkResource | None = None) -> Definitions:
+    settings = settings or Settings.from_env()
+    return Definitions(
+        assets=ALL_ASSETS,
+        resources=build_resources(settings, spark),
+        jobs=[sales_job],
+        schedules=[build_schedule(settings)],
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()

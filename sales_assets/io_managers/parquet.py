@@ -1,0 +1,38 @@
+"""Stores Spark DataFrames as Parquet directories under a base path (local, HDFS or object store)."""
+
+
+from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
+from pyspark.sql import DataFrame
+
+from sales_assets.resources.spark import SparkResource
+
+
+class SparkParquetIOManager(ConfigurableIOManager):
+    """Asset `x` <-> `{base_path}/x`. A write goes to a sibling directory first and is renamed
+    into place, so a failed write never leaves a half-written dataset behind."""
+
+    base_path: str
+    spark: ResourceDependency[SparkResource]
+
+    def _path(self, asset_key) -> str:
+        return f"{self.base_path.rstrip('/')}/{'/'.join(asset_key.path)}"
+
+    def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
+        path = self._path(context.asset_key)
+        staging, previous = f"{path}.__staging", f"{path}.__previous"
+        obj.write.mode("overwrite").parquet(staging)
+        spark = self.spark.spark_session
+        jvm = spark._jvm  # Hadoop's FileSystem: renames work for any scheme Spark can write
+        fs = jvm.org.apache.hadoop.fs.Path(path).getFileSystem(spark._jsc.hadoopConfiguration())
+        target, old, new = (jvm.org.apache.hadoop.fs.Path(p) for p in (path, previous, staging))
+        fs.delete(old, True)
+        if fs.exists(target) and not fs.rename(target, old):
+            raise OSError(f"could not move {path} aside")
+        if not fs.rename(new, target):
+            raise OSError(f"could not move {staging} to {path}")
+        fs.delete(old, True)
+        rows = spark.read.parquet(path).count()  # from the Parquet footers: cheap
+        context.add_output_metadata({"dagster/uri": path, "dagster/row_count": rows})
+
+    def load_input(self, context: InputContext) -> DataFrame:
+        return self.spark.spark_session.read.parquet(self._path(context.asset_key))

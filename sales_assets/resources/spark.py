@@ -1,0 +1,43 @@
+"""The run's one Spark session: dagster-pyspark's lazy resource, stopped when the run ends."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from dagster import InitResourceContext
+from dagster_pyspark import LazyPySparkResource
+
+
+def spark_config(master: str, **overrides: Any) -> dict[str, Any]:
+    config = {
+        "spark.master": master,
+        "spark.app.name": "sales_assets",
+        # a few partitions per core: the data is ~100 MB, not worth 200 shuffle tasks
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": "2g",
+    }
+    config.update(overrides)
+    return config
+
+
+class SparkResource(LazyPySparkResource):
+    """Starts Spark on first use (an asset that needs no Spark pays nothing) and stops it at the
+    end of the run, so a run never leaks a JVM. Tests share one session and keep it running."""
+
+    stop_on_teardown: bool = True
+
+    def _init_session(self) -> None:
+        # Python workers must run this interpreter (it has pyarrow and the ADBC driver); PySpark
+        # reads only the environment for it. On a multi-host cluster, set PYSPARK_PYTHON.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        super()._init_session()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self.stop_on_teardown and self._spark_session is not None:
+            self._spark_session.stop()
+            self._spark_session = None

@@ -1,0 +1,61 @@
+"""Runtime configuration from the environment (DESIGN.md section 4), read in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int_env(env, name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    pg_url: str | None
+    ch_url: str | None
+    spark_master: str
+    rows: int
+    seed: int
+    source_path: str | None
+    schedule_cron: str
+    timezone: str
+
+    @classmethod
+    def from_env(cls, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        return cls(
+            data_dir=Path(env.get("SALES_DATA_DIR") or "./.data").expanduser().absolute(),
+            pg_url=env.get("SALES_PG_URL") or None,
+            ch_url=env.get("SALES_CH_URL") or None,
+            spark_master=env.get("SALES_SPARK_MASTER") or "local[*]",
+            rows=_int_env(env, "SALES_ROWS", 1_000_000),
+            seed=_int_env(env, "SALES_SEED", 42),
+            source_path=env.get("SALES_SOURCE_PATH") or None,
+            schedule_cron=env.get("SALES_SCHEDULE_CRON") or "0 2 * * *",
+            timezone=env.get("SALES_TIMEZONE") or "UTC",
+        )
+
+    @property
+    def embedded_pg_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def embedded_ch_path(self) -> Path:
+        return self.data_dir / "clickhouse"
+
+    @property
+    def parquet_dir(self) -> Path:
+        return self.data_dir / "parquet"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster"

@@ -1,0 +1,1 @@
+"""Pure PySpark transforms (DataFrame -> DataFrame). No Dagster imports here."""

@@ -1,0 +1,136 @@
+"""Cleaning rules of DESIGN.md section 3, as pure Spark functions.
+
+`classify_sales` types and normalizes every raw line and gives each rejected line the first rule it
+breaks (`reason`); `cleaned_lines` and `rejected_lines` split that one classified frame, so every
+raw line lands in exactly one of them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from sales_assets.transforms.schema import RAW_COLUMNS, REQUIRED_COLUMNS
+
+MONEY = "decimal(12,2)"
+MAX_MONEY = 9_999_999_999.99  # numeric(12,2)
+AMOUNT_TOLERANCE = 0.01
+
+CLEANED_COLUMNS: tuple[str, ...] = (
+    "sale_id", "order_id", "customer_id", "product", "category", "region",
+    "quantity", "unit_price", "amount", "sale_ts",
+)
+
+
+class MissingColumnsError(ValueError):
+    pass
+
+
+def require_raw_columns(columns: list[str]) -> None:
+    missing = [c for c in RAW_COLUMNS if c not in columns]
+    if missing:
+        raise MissingColumnsError(
+            f"raw sales input lacks column(s) {', '.join(missing)}; expected {', '.join(RAW_COLUMNS)}"
+        )
+
+
+def _text(name: str) -> Column:
+    """Trimmed text with inner whitespace collapsed; blank becomes null."""
+    trimmed = F.trim(F.regexp_replace(F.col(name).cast("string"), r"\s+", " "))
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+def _unparseable(text: Column, parsed: Column) -> Column:
+    return text.isNotNull() & parsed.isNull()
+
+
+def classify_sales(raw: DataFrame, run_date: date) -> DataFrame:
+    """Raw text columns, their typed values (`t_*`), `reason` (null when kept) and `amount_repaired`."""
+    require_raw_columns(raw.columns)
+    txt = {c: _text(c) for c in RAW_COLUMNS}
+    typed = raw.select(
+        *[F.col(c).cast("string").alias(c) for c in RAW_COLUMNS],
+        *[txt[c].alias(f"x_{c}") for c in RAW_COLUMNS],
+    ).select(
+        "*",
+        F.col("x_sale_id").try_cast("bigint").alias("t_sale_id"),
+        F.col("x_order_id").try_cast("bigint").alias("t_order_id"),
+        F.col("x_customer_id").try_cast("bigint").alias("t_customer_id"),
+        F.initcap(F.col("x_product")).alias("t_product"),
+        F.initcap(F.col("x_category")).alias("t_category"),
+        F.initcap(F.col("x_region")).alias("t_region"),
+        F.col("x_quantity").try_cast("int").alias("t_quantity"),
+        F.col("x_unit_price").try_cast(MONEY).alias("t_unit_price"),
+        F.col("x_amount").try_cast(MONEY).alias("t_amount"),
+        F.col("x_sale_ts").try_cast("timestamp_ntz").alias("t_sale_ts"),
+    )
+    expected = (F.col("t_quantity") * F.col("t_unit_price"))
+    typed = typed.withColumn("expected_amount", F.when(F.abs(expected) <= MAX_MONEY, expected.cast(MONEY)))
+
+    missing = F.lit(False)
+    for c in REQUIRED_COLUMNS:
+        missing = missing | F.col(f"x_{c}").isNull()
+    unparseable = F.lit(False)
+    for c in ("sale_id", "order_id", "customer_id", "quantity", "unit_price", "amount", "sale_ts"):
+        unparseable = unparseable | _unparseable(F.col(f"x_{c}"), F.col(f"t_{c}"))
+    # quantity * unit_price beyond numeric(12,2) cannot be stored
+    unparseable = unparseable | F.col("expected_amount").isNull()
+    end_of_run_date = datetime.combine(run_date + timedelta(days=1), time.min)
+
+    reason = (
+        F.when(missing, "missing_field")
+        .when(unparseable, "unparseable")
+        .when(F.col("t_quantity") <= 0, "non_positive_quantity")
+        .when(F.col("t_unit_price") <= 0, "non_positive_price")
+        .when(F.col("t_sale_ts") >= F.lit(end_of_run_date).cast("timestamp_ntz"), "future_date")
+    )
+    typed = typed.withColumn("reason", reason)
+
+    # Duplicates among the lines that passed every other rule: keep the first line of each
+    # sale_id by its full content, so the choice never depends on file order or partitioning.
+    order = [F.col(f"t_{c}").asc_nulls_first() for c in CLEANED_COLUMNS[1:]] + \
+            [F.col(c).asc_nulls_first() for c in RAW_COLUMNS]
+    rank = F.row_number().over(Window.partitionBy("t_sale_id", F.col("reason").isNull()).orderBy(*order))
+    typed = typed.withColumn(
+        "reason", F.when(F.col("reason").isNull() & (rank > 1), "duplicate").otherwise(F.col("reason"))
+    )
+
+    off_by = F.abs(F.col("t_amount") - F.col("expected_amount"))
+    repaired = F.col("reason").isNull() & (F.col("t_amount").isNull() | (off_by > AMOUNT_TOLERANCE))
+    return typed.withColumn("amount_repaired", repaired)
+
+
+def cleaned_lines(classified: DataFrame) -> DataFrame:
+    """Kept lines in the `sales.cleaned_sales` shape, amounts repaired."""
+    amount = F.when(F.col("amount_repaired"), F.col("expected_amount")).otherwise(F.col("t_amount"))
+    return classified.filter(F.col("reason").isNull()).select(
+        F.col("t_sale_id").alias("sale_id"),
+        F.col("t_order_id").alias("order_id"),
+        F.col("t_customer_id").alias("customer_id"),
+        F.col("t_product").alias("product"),
+        F.col("t_category").alias("category"),
+        F.col("t_region").alias("region"),
+        F.col("t_quantity").alias("quantity"),
+        F.col("t_unit_price").alias("unit_price"),
+        amount.cast(MONEY).alias("amount"),
+        F.col("t_sale_ts").alias("sale_ts"),
+    )
+
+
+def rejected_lines(classified: DataFrame) -> DataFrame:
+    """Rejected lines as they arrived (raw text) with their `reason`."""
+    return classified.filter(F.col("reason").isNotNull()).select(*RAW_COLUMNS, "reason")
+
+
+def cleaning_counts(classified: DataFrame) -> dict[str, int]:
+    """Rows per outcome in one pass: `kept`, `amount_repaired` and one key per reject reason."""
+    outcome = F.coalesce(F.col("reason"), F.lit("kept"))
+    rows = classified.groupBy(outcome.alias("outcome")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.col("amount_repaired").cast("long")).alias("repaired")
+    ).collect()  # one row per outcome: a handful
+    counts = {r["outcome"]: r["n"] for r in rows}
+    counts["amount_repaired"] = sum(r["repaired"] or 0 for r in rows)
+    counts.setdefault("kept", 0)
+    return counts
