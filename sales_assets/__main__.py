@@ -1,0 +1,3 @@
+from sales_assets.cli import main
+
+main()

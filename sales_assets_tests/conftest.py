@@ -1,0 +1,96 @@
+"""Shared fixtures: one Spark session, one real embedded PostgreSQL server and one ClickHouse
+engine (chdb) for the whole test session. No database is mocked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from dagster import instance_for_test
+
+from sales_assets.definitions import build_definitions, clickhouse_resource, postgres_resource
+from sales_assets.resources.embedded import EmbeddedPostgres
+from sales_assets.resources.spark import SparkResource, spark_config
+from sales_assets.settings import Settings
+
+TEST_ENV = {"SALES_DATA_DIR": "", "SALES_PG_URL": "", "SALES_CH_URL": "", "SALES_SOURCE_PATH": ""}
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    # Not pytest's tmp_path: its root is private to root, and the embedded server runs as an
+    # unprivileged user when the tests run as root.
+    root = Path(tempfile.mkdtemp(prefix="sales_assets_test_"))
+    root.chmod(0o755)
+    yield root
+    EmbeddedPostgres(root / "postgres").stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir) -> Settings:
+    env = {**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(data_dir)}
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def spark_resource() -> SparkResource:
+    resource = SparkResource(
+        spark_config=spark_config("local[2]", **{"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
+                                                 "spark.driver.memory": "1g"}),
+        stop_on_teardown=False,  # one session for the whole test session
+    )
+    yield resource
+    resource.spark_session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_resource):
+    return spark_resource.spark_session
+
+
+@pytest.fixture(scope="session")
+def pg(settings):
+    """The embedded PostgreSQL resource the definitions use (started here, stopped at the end)."""
+    return postgres_resource(settings, in_definitions=False)
+
+
+@pytest.fixture(scope="session")
+def ch(settings):
+    return clickhouse_resource(settings, in_definitions=False)
+
+
+@pytest.fixture(scope="session")
+def defs(settings, spark_resource, pg):
+    pg.dsn  # start the server before the first run
+    return build_definitions(settings, spark=spark_resource)
+
+
+@pytest.fixture(scope="session")
+def instance():
+    with instance_for_test() as inst:
+        yield inst
+
+
+def run_config(**raw_sales_config) -> dict:
+    return {"ops": {"raw_sales": {"config": raw_sales_config}}}
+
+
+@pytest.fixture(scope="session")
+def run_job(defs, instance):
+    """Materializes the real job; returns the ExecuteInProcessResult."""
+
+    def run(tags: dict | None = None, raise_on_error: bool = True, **raw_sales_config):
+        job = defs.resolve_job_def("sales_job")
+        return job.execute_in_process(instance=instance, run_config=run_config(**raw_sales_config),
+                                      tags=tags or {}, raise_on_error=raise_on_error)
+
+    return run
+
+
+def query(pg, sql: str, params=()) -> list[tuple]:
+    with pg.connect() as conn:
+        return conn.execute(sql, params).fetchall()

@@ -1,0 +1,125 @@
+"""Every cleaning rule on hand-made lines whose outcome was worked out by hand."""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+
+from sales_assets.transforms.clean import (
+    MissingColumnsError, classify_sales, cleaned_lines, cleaning_counts, rejected_lines,
+)
+from sales_assets.transforms.schema import RAW_COLUMNS
+
+RUN_DATE = date(2026, 11, 29)
+
+
+def line(sale_id, order_id="10", customer_id="5", product="Widget", category="Gadgets", region="Moscow",
+         quantity="2", unit_price="10.50", amount="21.00", sale_ts="2026-11-01 10:00:00"):
+    return (sale_id, order_id, customer_id, product, category, region, quantity, unit_price, amount, sale_ts)
+
+
+LINES = {
+    # kept, normalized: trimmed, canonical case, inner whitespace collapsed
+    "normalized": line("1", product="  widget   PRO ", category="gadgets", region=" moscow "),
+    "second_line_same_order": line("2", quantity="1", unit_price="5.25", amount="5.25"),
+    "missing_region": line("3", region="   "),
+    "missing_product": line("4", product=None),
+    "missing_and_unparseable": line("5", sale_ts=None, quantity="two"),  # first rule wins
+    "unparseable_quantity": line("6", quantity="two"),
+    "unparseable_ts": line("7", sale_ts="31/02/2026 10:00"),
+    "unparseable_amount": line("8", amount="abc"),
+    "unparseable_sale_id": line("x9"),
+    "zero_quantity": line("10", quantity="0"),
+    "negative_price": line("11", unit_price="-1.00"),
+    "future": line("12", sale_ts="2026-11-30 00:00:00"),
+    "last_second_of_run_date": line("13", sale_ts="2026-11-29 23:59:59"),
+    "amount_missing": line("14", amount=""),
+    "amount_off": line("15", amount="25.00"),
+    "amount_off_by_a_cent": line("16", amount="21.01"),
+    # sale 20 arrives twice with different content: the lower quantity wins, whatever the order
+    "dup_b": line("20", quantity="3", amount="31.50"),
+    "dup_a": line("20", quantity="1", amount="10.50"),
+    # sale 21 arrives twice identical, the second copy with messy text
+    "dup_same_1": line("21"),
+    "dup_same_2": line("21", region="MOSCOW "),
+    # a duplicate of a line rejected for another reason is not a duplicate
+    "dup_of_rejected_bad": line("22", quantity="0"),
+    "dup_of_rejected_good": line("22"),
+}
+
+EXPECTED_REASON = {
+    "missing_region": "missing_field", "missing_product": "missing_field",
+    "missing_and_unparseable": "missing_field",
+    "unparseable_quantity": "unparseable", "unparseable_ts": "unparseable",
+    "unparseable_amount": "unparseable", "unparseable_sale_id": "unparseable",
+    "zero_quantity": "non_positive_quantity", "negative_price": "non_positive_price",
+    "future": "future_date", "dup_b": "duplicate", "dup_same_2": "duplicate",
+    "dup_of_rejected_bad": "non_positive_quantity",
+}
+
+
+@pytest.fixture(scope="module")
+def classified(spark):
+    raw = spark.createDataFrame(list(LINES.values()), ", ".join(f"{c} string" for c in RAW_COLUMNS))
+    return classify_sales(raw, RUN_DATE).cache()
+
+
+def by_sale_id(rows):
+    return {r["sale_id"]: r for r in rows}
+
+
+def test_each_line_gets_the_first_rule_it_breaks(classified):
+    rejected = rejected_lines(classified).collect()
+    got = sorted((r["sale_id"], r["quantity"], r["reason"]) for r in rejected)
+    want = sorted((LINES[k][0], LINES[k][6], reason) for k, reason in EXPECTED_REASON.items())
+    assert got == want
+
+
+def test_rejected_lines_keep_the_raw_text(classified):
+    rejected = {r["sale_id"]: r for r in rejected_lines(classified).collect() if r["reason"] == "missing_field"}
+    assert rejected["3"]["region"] == "   "
+    assert rejected["4"]["product"] is None
+
+
+def test_kept_lines_are_normalized_and_typed(classified):
+    kept = by_sale_id(cleaned_lines(classified).collect())
+    first = kept[1]
+    assert (first["product"], first["category"], first["region"]) == ("Widget Pro", "Gadgets", "Moscow")
+    assert first["order_id"] == 10 and first["customer_id"] == 5 and first["quantity"] == 2
+    assert first["unit_price"] == Decimal("10.50") and first["amount"] == Decimal("21.00")
+    assert first["sale_ts"] == datetime(2026, 11, 1, 10, 0, 0)
+    assert kept[13]["sale_ts"] == datetime(2026, 11, 29, 23, 59, 59)  # end of run date is not future
+
+
+def test_amount_is_repaired_when_missing_or_off_by_more_than_a_cent(classified):
+    kept = by_sale_id(cleaned_lines(classified).collect())
+    assert kept[14]["amount"] == Decimal("21.00")
+    assert kept[15]["amount"] == Decimal("21.00")
+    assert kept[16]["amount"] == Decimal("21.01")  # within tolerance: kept as given
+    assert cleaning_counts(classified)["amount_repaired"] == 2
+
+
+def test_duplicates_keep_one_line_deterministically(spark, classified):
+    kept = by_sale_id(cleaned_lines(classified).collect())
+    assert kept[20]["quantity"] == 1
+    assert kept[21]["region"] == "Moscow"
+    assert kept[22]["quantity"] == 2  # its twin was rejected for quantity 0, so no duplicate
+    reversed_raw = spark.createDataFrame(list(reversed(list(LINES.values()))),
+                                         ", ".join(f"{c} string" for c in RAW_COLUMNS))
+    again = classify_sales(reversed_raw.repartition(3), RUN_DATE)
+    assert sorted(cleaned_lines(again).collect()) == sorted(cleaned_lines(classified).collect())
+    assert sorted(rejected_lines(again).collect()) == sorted(rejected_lines(classified).collect())
+
+
+def test_every_line_lands_in_exactly_one_table(classified):
+    counts = cleaning_counts(classified)
+    kept, rejected = cleaned_lines(classified).count(), rejected_lines(classified).count()
+    assert kept + rejected == len(LINES)
+    assert counts["kept"] == kept == len(LINES) - len(EXPECTED_REASON)
+    assert sum(v for k, v in counts.items() if k not in ("kept", "amount_repaired")) == rejected
+
+
+def test_missing_raw_columns_is_a_clear_error(spark):
+    raw = spark.createDataFrame([("1", "2")], "sale_id string, order_id string")
+    with pytest.raises(MissingColumnsError, match="customer_id"):
+        classify_sales(raw, RUN_DATE)
