@@ -8,7 +8,7 @@ from typing import Optional
 
 import clickhouse_connect
 import pyarrow as pa
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 
 from sales_assets.resources.urls import check_url, location, redact
 from sales_assets.tables import checked_identifier
@@ -49,6 +49,16 @@ class ClickHouseResource(ConfigurableResource):
 
     url: Optional[str] = None
     embedded_path: str = ".data/clickhouse"
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Fail at run start, before any asset writes anything, if ClickHouse is unreachable.
+        client = self.get_client()
+        try:
+            client.command("select 1")
+        except Exception as exc:  # noqa: BLE001
+            raise ClickHouseConnectionError(
+                f"ClickHouse at {location(self.dsn)} does not answer: {str(exc).replace(self.dsn, redact(self.dsn))}"
+            ) from None
 
     @property
     def dsn(self) -> str:

@@ -28,7 +28,10 @@ class PostgresResource(ConfigurableResource):
     _resolved: Optional[str] = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Fail at run start, before any asset writes anything, if the server is unreachable.
         self._resolved = None
+        with self.connect() as conn:
+            conn.execute("select 1")
 
     @property
     def dsn(self) -> str:

@@ -1,0 +1,60 @@
+"""The code location loads, every job and schedule resolves, the schedule stamps its tick's date."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from dagster import AssetKey, build_schedule_context
+
+from sales_assets.definitions import build_definitions
+from sales_assets.jobs import DAILY_SCHEDULE, SALES_JOB
+from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.settings import Settings
+
+ASSET_KEYS = {"raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates", "clickhouse_sales_aggregates"}
+
+
+def test_module_definitions_load_and_resolve():
+    from sales_assets.definitions import defs
+
+    assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} == ASSET_KEYS
+    for job in defs.resolve_all_job_defs():
+        assert job.name
+    assert defs.resolve_job_def(SALES_JOB).executor_def.name == "in_process"
+    assert [s.name for s in defs.schedules] == [DAILY_SCHEDULE]
+    assert defs.resolve_schedule_def(DAILY_SCHEDULE).job_name == SALES_JOB
+
+
+def test_lineage_is_the_contract_graph():
+    from sales_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+               for k in graph.get_all_asset_keys()}
+    assert parents == {
+        "raw_sales": set(),
+        "cleaned_sales": {"raw_sales"},
+        "rejected_sales": {"raw_sales"},
+        "sales_aggregates": {"cleaned_sales"},
+        "clickhouse_sales_aggregates": {"sales_aggregates"},
+    }
+    assert graph.get(AssetKey("sales_aggregates")).kinds == {"spark", "postgres"}
+
+
+def test_schedule_uses_env_cron_and_timezone_and_stamps_the_tick_date():
+    settings = Settings.from_env({"SALES_SCHEDULE_CRON": "30 3 * * *", "SALES_TIMEZONE": "Europe/Moscow"})
+    schedule = build_definitions(settings).resolve_schedule_def(DAILY_SCHEDULE)
+    assert schedule.cron_schedule == "30 3 * * *"
+    assert schedule.execution_timezone == "Europe/Moscow"
+    tick = datetime(2026, 3, 9, 3, 30, tzinfo=ZoneInfo("Europe/Moscow"))
+    requests = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=tick)).run_requests
+    assert len(requests) == 1
+    assert requests[0].tags[RUN_DATE_TAG] == "2026-03-09"
+    assert requests[0].run_key == "2026-03-09"
+
+
+def test_default_settings_match_the_contract():
+    s = Settings.from_env({})
+    assert (s.rows, s.seed, s.spark_master, s.schedule_cron, s.timezone) == \
+        (1_000_000, 42, "local[*]", "0 2 * * *", "UTC")
+    assert s.pg_url is None and s.ch_url is None and s.source_path is None
+    assert str(s.data_dir).endswith(".data")

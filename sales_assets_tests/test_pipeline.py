@@ -1,0 +1,146 @@
+"""The real Definitions materialized against the embedded PostgreSQL and the ClickHouse engine,
+then the tables queried for the contract."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.tables import PG_TABLES
+from sales_assets.transforms.schema import REJECT_REASONS
+from sales_assets_tests.conftest import query
+
+pytestmark = pytest.mark.integration
+
+ROWS = 3000
+RUN_DATE = "2026-11-20"  # fixed, so the assertions do not depend on today
+
+
+def materializations(result) -> dict[str, dict]:
+    return {
+        e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def table_digest(pg, table: str) -> tuple[int, str]:
+    """Row count and an order-independent digest of the whole content."""
+    return query(pg, f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
+                     f"from {table} t")[0]
+
+
+def ch_rows(ch, import_date: str) -> list[tuple]:
+    return ch.get_client().query(
+        "select grain, region, product, orders, sales, units, revenue, avg_check, first_sale, last_sale "
+        "from sales.sales_aggregates where import_date = {d:Date} order by grain, region, product",
+        parameters={"d": date.fromisoformat(import_date)},
+    ).result_rows
+
+
+@pytest.fixture(scope="module")
+def first_run(run_job):
+    result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=ROWS, seed=11, dirty_fraction=0.05)
+    assert result.success
+    return result
+
+
+def test_every_asset_is_materialized(first_run):
+    assert set(materializations(first_run)) == {
+        "raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates", "clickhouse_sales_aggregates"}
+    assert materializations(first_run)["raw_sales"]["dagster/row_count"] == ROWS
+
+
+@pytest.mark.parametrize("table", sorted(PG_TABLES))
+def test_postgres_tables_have_the_contract_columns_and_types(first_run, pg, table):
+    got = query(pg, "select column_name, data_type, numeric_precision, numeric_scale "
+                    "from information_schema.columns where table_schema = 'sales' and table_name = %s "
+                    "order by ordinal_position", (table,))
+    spec = PG_TABLES[table]
+    assert [g[0] for g in got] == spec.column_names
+    for (name, data_type, precision, scale), col in zip(got, spec.columns):
+        assert data_type not in ("real", "double precision"), f"{name} is a float"
+        if col.pg_type.startswith("numeric"):
+            assert f"numeric({precision},{scale})" == col.pg_type
+
+
+def test_cleaned_sales_has_its_primary_key_and_no_staging_tables_remain(first_run, pg):
+    assert query(pg, "select conname from pg_constraint where conrelid = 'sales.cleaned_sales'::regclass "
+                     "and contype = 'p'") == [("cleaned_sales_pkey",)]
+    assert query(pg, "select tablename from pg_tables where schemaname = 'sales' and tablename like '\\_stage%%'") == []
+
+
+def test_raw_equals_cleaned_plus_rejected_per_reason(first_run, pg, spark, settings):
+    raw = spark.read.parquet(str(settings.parquet_dir / "raw_sales")).count()
+    cleaned = query(pg, "select count(*) from sales.cleaned_sales")[0][0]
+    per_reason = dict(query(pg, "select reason, count(*) from sales.rejected_sales group by reason"))
+    assert raw == ROWS == cleaned + sum(per_reason.values())
+    assert set(per_reason) == set(REJECT_REASONS)
+    meta = materializations(first_run)["rejected_sales"]
+    assert {r: meta[f"rejected_{r}"] for r in REJECT_REASONS} == per_reason
+
+
+def test_cleaned_rows_satisfy_the_contract(first_run, pg):
+    bad = query(pg, """
+        select count(*) filter (where quantity <= 0 or unit_price <= 0),
+               count(*) filter (where abs(amount - quantity * unit_price) > 0.01),
+               count(*) filter (where sale_ts >= %s::date + 1),
+               count(*) filter (where region <> initcap(region) or product <> initcap(product))
+        from sales.cleaned_sales""", (RUN_DATE,))[0]
+    assert bad == (0, 0, 0, 0)
+
+
+def test_aggregates_equal_the_metrics_recomputed_in_postgres(first_run, pg):
+    recomputed = """
+        select case when grouping(region) = 1 then 'product' when grouping(product) = 1 then 'region'
+                    else 'region_product' end as grain,
+               region, product, count(distinct order_id) as orders, count(*) as sales,
+               sum(quantity) as units, sum(amount) as revenue,
+               round(sum(amount) / count(distinct order_id), 2) as avg_check,
+               min(sale_ts)::date as first_sale, max(sale_ts)::date as last_sale
+        from sales.cleaned_sales
+        group by grouping sets ((region), (product), (region, product))"""
+    stored = "select * from sales.sales_aggregates"
+    diff = query(pg, f"select count(*) from (({recomputed}) except all ({stored})) d")[0][0] + \
+        query(pg, f"select count(*) from (({stored}) except all ({recomputed})) d")[0][0]
+    assert diff == 0
+    grains = dict(query(pg, "select grain, count(*) from sales.sales_aggregates group by grain"))
+    assert set(grains) == {"region", "product", "region_product"}
+
+
+def test_clickhouse_snapshot_equals_postgres_aggregates(first_run, pg, ch):
+    pg_rows = query(pg, "select grain, region, product, orders, sales, units, revenue, avg_check, "
+                        "first_sale, last_sale from sales.sales_aggregates "
+                        "order by grain, region collate \"C\", product collate \"C\"")
+    got = ch_rows(ch, RUN_DATE)
+    assert len(got) == len(pg_rows) > 0
+    assert sorted(got, key=repr) == sorted(pg_rows, key=repr)
+    assert all(isinstance(r[6], Decimal) and isinstance(r[7], Decimal) for r in got)
+    types = dict(ch.get_client().query(
+        "select name, type from system.columns where database = 'sales' and table = 'sales_aggregates'"
+    ).result_rows)
+    assert types["revenue"] == types["avg_check"] == "Decimal(18, 2)"
+    assert types["orders"] == "UInt64" and types["import_date"] == "Date"
+    assert types["region"] == "Nullable(String)"
+
+
+def test_a_second_run_the_same_day_changes_nothing(first_run, run_job, pg, ch):
+    before = {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES}
+    ch_before = ch_rows(ch, RUN_DATE)
+    for _ in range(2):
+        assert run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=ROWS, seed=11, dirty_fraction=0.05).success
+    assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == before
+    assert ch_rows(ch, RUN_DATE) == ch_before
+    per_date = ch.get_client().query(
+        "select count() from sales.sales_aggregates where import_date = {d:Date}",
+        parameters={"d": date.fromisoformat(RUN_DATE)}).result_rows[0][0]
+    assert per_date == len(ch_before)
+
+
+def test_another_date_adds_its_own_snapshot(first_run, run_job, ch):
+    other = "2026-11-21"
+    assert run_job(tags={RUN_DATE_TAG: other}, rows=500, seed=2).success
+    assert len(ch_rows(ch, other)) > 0
+    assert len(ch_rows(ch, RUN_DATE)) > 0  # the earlier date's snapshot is still there

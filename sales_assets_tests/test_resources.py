@@ -1,0 +1,68 @@
+"""URL handling, the embedded server, and secrets kept out of what users see."""
+
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from sales_assets.definitions import build_definitions
+from sales_assets.resources.clickhouse import ClickHouseResource
+from sales_assets.resources.postgres import PostgresConnectionError, PostgresResource
+from sales_assets.resources.urls import BadUrlError, check_url, location, redact
+from sales_assets.settings import Settings
+
+
+def test_redact_hides_only_the_password():
+    assert redact("postgresql://u:p%40ss@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact("http://h:8123/db") == "http://h:8123/db"
+    assert location("https://u:p@ch.example:8443/sales") == "ch.example:8443/sales"
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("mysql://u:p@h/db", "must start with"),
+    ("postgresql://u:secretpw@h:notaport/db", "malformed"),
+    ("postgresql:///db", "names no host"),
+])
+def test_bad_urls_are_named_without_password(url, problem):
+    with pytest.raises(BadUrlError, match=problem) as err:
+        check_url(url, ("postgresql",), "SALES_PG_URL")
+    assert "secretpw" not in str(err.value)
+
+
+def test_unreachable_postgres_is_one_clear_error(pg):
+    resource = PostgresResource(url="postgresql://sales:topsecret@127.0.0.1:1/sales", connect_timeout_s=2)
+    with pytest.raises(PostgresConnectionError) as err:
+        resource.connect()
+    assert "127.0.0.1:1/sales" in str(err.value) and "topsecret" not in str(err.value)
+
+
+def test_embedded_server_is_real_postgres_on_loopback_tcp(pg):
+    url = pg.dsn
+    assert url.startswith("postgresql://sales:") and "@127.0.0.1:" in url
+    with psycopg.connect(url) as conn:
+        version = conn.execute("show server_version").fetchone()[0]
+        address = conn.execute("select inet_server_addr()::text").fetchone()[0]
+    assert int(version.split(".")[0]) >= 15
+    assert address.startswith("127.0.0.1")
+
+
+def test_definitions_show_env_var_names_not_urls(settings):
+    secret = "postgresql://u:leakme@db.example:5432/sales"
+    defs = build_definitions(Settings.from_env({"SALES_PG_URL": secret, "SALES_DATA_DIR": str(settings.data_dir)}))
+    resource = defs.resources["postgres"]
+    assert "leakme" not in repr(resource)
+
+
+def test_clickhouse_dsn_defaults_to_the_in_process_engine(tmp_path):
+    assert ClickHouseResource(embedded_path=str(tmp_path / "ch")).dsn == f"chdb://{tmp_path / 'ch'}"
+    assert ClickHouseResource(url="https://u:p@h:8443/db").dsn == "https://u:p@h:8443/db"
+    with pytest.raises(BadUrlError):
+        _ = ClickHouseResource(url="ftp://h/db").dsn
+
+
+def test_make_env_prints_effective_urls(settings, pg):
+    env = {"SALES_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "sales_assets", "env"], env=env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.splitlines()
+    assert out == [f"SALES_PG_URL={pg.dsn}", f"SALES_CH_URL=chdb://{settings.embedded_ch_path}"]
