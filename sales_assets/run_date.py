@@ -23,7 +23,7 @@ def run_date_for(context, tz_name: str) -> date:
             return date.fromisoformat(tags[RUN_DATE_TAG])
         except ValueError:
             raise ValueError(f"run tag {RUN_DATE_TAG}={tags[RUN_DATE_TAG]!r} is not a YYYY-MM-DD date") from None
-    root_id = tags.get(ROOT_RUN_TAG, context.run_id)
+    root_id = tags.get(ROOT_RUN_TAG, context.run.run_id)
     record = context.instance.get_run_record_by_id(root_id)
     created = record.create_timestamp if record else datetime.now(timezone.utc)
     if created.tzinfo is None:

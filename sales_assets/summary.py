@@ -42,9 +42,10 @@ def print_summary(result, instance, settings, wall_seconds: float) -> None:
         with postgres.connect() as conn:
             pg_total = conn.execute(
                 "select sum(revenue) from sales.sales_aggregates where grain = 'region'").fetchone()[0]
-        ch_total = clickhouse.get_client().command(
+        ch_total = clickhouse.get_client().query(
             f"select sum(revenue) from {DATABASE}.{AGGREGATES_TABLE} "
-            f"where import_date = toDate('{import_date}') and grain = 'region'")
+            "where import_date = {d:String}::Date and grain = 'region'",
+            parameters={"d": import_date}).result_rows[0][0]
         print(f"  revenue total   PostgreSQL {pg_total}   ClickHouse {ch_total}   (import_date {import_date})")
     stats = instance.get_run_step_stats(result.run_id)
     if stats:

@@ -20,6 +20,9 @@ def spark_config(master: str, **overrides: Any) -> dict[str, Any]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": "2g",
+        # the cleaned frame is cached once (it feeds both tables); filling an uncompressed cache
+        # measured ~40% faster here, and 1M lines fit easily
+        "spark.sql.inMemoryColumnarStorage.compressed": "false",
     }
     config.update(overrides)
     return config
@@ -36,6 +39,8 @@ class SparkResource(LazyPySparkResource):
         # Python workers must run this interpreter (it has pyarrow and the ADBC driver); PySpark
         # reads only the environment for it. On a multi-host cluster, set PYSPARK_PYTHON.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if str(self.spark_config.get("spark.master", "")).startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run needs no network
         super()._init_session()
         self._spark_session.sparkContext.setLogLevel(self.log_level)
 
