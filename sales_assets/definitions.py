@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions, EnvVar, in_process_executor
 
 from sales_assets.assets import ALL_ASSETS
+from sales_assets.checks import ALL_CHECKS
 from sales_assets.io_managers import PostgresIOManager, SparkParquetIOManager
 from sales_assets.jobs import build_schedule, sales_job
 from sales_assets.resources import ClickHouseResource, PostgresResource, SparkResource
@@ -43,6 +44,7 @@ def build_definitions(settings: Settings | None = None, spark: SparkResource | N
     settings = settings or Settings.from_env()
     return Definitions(
         assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
         resources=build_resources(settings, spark),
         jobs=[sales_job],
         schedules=[build_schedule(settings)],

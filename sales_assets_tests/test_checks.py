@@ -1,0 +1,133 @@
+"""Each asset check passes on good data and fails on data corrupted on purpose in the real
+tables; a failed blocking check stops the aggregates and the ClickHouse load."""
+
+from datetime import date
+
+import pytest
+from dagster import AssetCheckKey, AssetKey, AssetSelection, materialize
+
+from sales_assets import checks as C
+from sales_assets.assets import ALL_ASSETS
+from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets_tests.conftest import query
+from sales_assets_tests.test_pipeline import ch_rows
+
+pytestmark = pytest.mark.integration
+RUN_DATE = "2026-09-15"
+TAGS = {RUN_DATE_TAG: RUN_DATE}
+
+
+def evaluations(result) -> dict[str, object]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture
+def good_run(run_job):
+    result = run_job(tags=TAGS, rows=1500, seed=21, dirty_fraction=0.03)
+    assert result.success
+    return result
+
+
+@pytest.fixture
+def run_check(defs, instance):
+    """Runs one check alone against what is stored now."""
+
+    def run(check, run_config=None):
+        result = materialize([*ALL_ASSETS, *C.ALL_CHECKS], selection=AssetSelection.checks(check),
+                             resources=defs.resources, instance=instance, tags=TAGS,
+                             run_config=run_config, raise_on_error=False)
+        return evaluations(result)[check.check_specs.__iter__().__next__().name]
+
+    return run
+
+
+def test_all_checks_pass_on_good_data_with_numbers(good_run):
+    got = evaluations(good_run)
+    assert set(got) == {C.RAW_ROW_COUNT, C.CONSERVATION, C.CLEANED_VALID, C.REJECTED_SHARE,
+                        C.AGGREGATES_RECONCILE, C.CLICKHOUSE_RECONCILES}
+    assert all(e.passed for e in got.values()), {k: e.metadata for k, e in got.items() if not e.passed}
+    assert got[C.CONSERVATION].metadata["raw_rows"].value == 1500
+    assert got[C.CLICKHOUSE_RECONCILES].metadata["clickhouse_rows"].value > 0
+
+
+def test_raw_row_count_fails_when_lines_are_lost(good_run, run_check, spark, settings):
+    path = str(settings.parquet_dir / "raw_sales")
+    spark.read.parquet(path).limit(1400).write.mode("overwrite").parquet(path + ".tmp")
+    spark.read.parquet(path + ".tmp").write.mode("overwrite").parquet(path)
+    evaluation = run_check(C.raw_row_count_as_requested)
+    assert not evaluation.passed
+    assert evaluation.metadata["stored_rows"].value == 1400
+
+
+def test_conservation_fails_when_a_rejected_line_is_lost(good_run, run_check, pg):
+    query_exec(pg, "delete from sales.rejected_sales where ctid = (select min(ctid) from sales.rejected_sales)")
+    evaluation = run_check(C.raw_equals_cleaned_plus_rejected)
+    assert not evaluation.passed and evaluation.metadata["difference"].value == 1
+
+
+@pytest.mark.parametrize("corruption, counter", [
+    ("update sales.cleaned_sales set amount = amount + 1 where sale_id = (select min(sale_id) from sales.cleaned_sales)",
+     "amount_mismatch"),
+    ("update sales.cleaned_sales set sale_ts = '2030-01-01' where sale_id = (select max(sale_id) from sales.cleaned_sales)",
+     "future_sale"),
+    ("update sales.cleaned_sales set quantity = 0, amount = 0 where sale_id = (select min(sale_id) from sales.cleaned_sales)",
+     "non_positive_quantity"),
+    ("alter table sales.cleaned_sales drop constraint cleaned_sales_pkey; "
+     "insert into sales.cleaned_sales select * from sales.cleaned_sales limit 1", "duplicate_sale_id"),
+])
+def test_validity_fails_on_each_kind_of_bad_row(good_run, run_check, pg, corruption, counter):
+    query_exec(pg, corruption)
+    evaluation = run_check(C.cleaned_rows_valid)
+    assert not evaluation.passed and evaluation.metadata[counter].value == 1
+
+
+def test_rejected_share_warns_above_the_threshold(good_run, run_check):
+    ok = run_check(C.rejected_share_below_threshold)
+    assert ok.passed
+    low = {"ops": {"rejected_sales_rejected_share_below_threshold": {"config": {"max_rejected_pct": 0.5}}}}
+    evaluation = run_check(C.rejected_share_below_threshold, run_config=low)
+    assert not evaluation.passed and evaluation.severity.value == "WARN"
+
+
+def test_aggregates_check_fails_on_a_wrong_total(good_run, run_check, pg):
+    query_exec(pg, "update sales.sales_aggregates set units = units + 1 "
+                   "where grain = 'product' and product = (select min(product) from sales.sales_aggregates)")
+    evaluation = run_check(C.aggregates_match_cleaned_totals)
+    assert not evaluation.passed and evaluation.metadata["mismatched_grains"].value == 1
+
+
+def test_clickhouse_reconciliation_fails_on_a_missing_row(good_run, run_check, ch):
+    ch.get_client().command(
+        f"alter table sales.sales_aggregates delete where import_date = '{RUN_DATE}' and grain = 'region' "
+        "and region = (select min(region) from sales.sales_aggregates) settings mutations_sync = 1")
+    evaluation = run_check(C.clickhouse_snapshot_matches_postgres)
+    assert not evaluation.passed and evaluation.metadata["only_in_postgres"].value == 1
+
+
+def test_a_failed_blocking_check_stops_the_aggregates_and_keeps_the_clickhouse_snapshot(
+        good_run, defs, instance, pg, ch):
+    snapshot = ch_rows(ch, RUN_DATE)
+    aggregates_before = query(pg, "select count(*), sum(revenue) from sales.sales_aggregates")
+    query_exec(pg, "update sales.cleaned_sales set amount = amount * 2")  # every row now invalid
+    selection = (AssetSelection.assets("sales_aggregates", "clickhouse_sales_aggregates")
+                 | AssetSelection.checks(C.cleaned_rows_valid))
+    result = materialize([*ALL_ASSETS, *C.ALL_CHECKS], selection=selection, resources=defs.resources,
+                         instance=instance, tags=TAGS, raise_on_error=False)
+    assert not evaluations(result)[C.CLEANED_VALID].passed
+    materialized = {e.materialization.asset_key for e in result.get_asset_materialization_events()}
+    assert AssetKey("sales_aggregates") not in materialized
+    assert AssetKey("clickhouse_sales_aggregates") not in materialized
+    assert query(pg, "select count(*), sum(revenue) from sales.sales_aggregates") == aggregates_before
+    assert ch_rows(ch, RUN_DATE) == snapshot
+
+
+def query_exec(pg, sql: str) -> None:
+    with pg.connect() as conn:
+        conn.execute(sql)
+
+
+def test_check_names_are_the_module_constants():
+    keys = {spec.key for check in C.ALL_CHECKS for spec in check.check_specs}
+    assert AssetCheckKey(AssetKey("cleaned_sales"), C.CLEANED_VALID) in keys
+    assert len(keys) == 6
+    assert date.fromisoformat(RUN_DATE)
