@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export SALES_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test dev env stop bench clean
+.PHONY: run test test-ui screenshot dev env stop bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ run: $(VENV)/.installed ## materialize the whole graph once at SALES_ROWS
 	$(PY) -m sales_assets run
 
 test: $(VENV)/.installed ## the whole suite, against real PostgreSQL and the real ClickHouse engine
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not ui" $(PYTEST_ARGS)
+
+test-ui: $(VENV)/.installed ## the UI in headless Chromium (needs Debian's chromium package)
+	$(PY) -m pytest -m ui $(PYTEST_ARGS)
+
+screenshot: $(VENV)/.installed ## refresh docs/lineage.png from the UI test
+	SALES_UI_SCREENSHOT_DIR=$(CURDIR)/docs $(PY) -m pytest -m ui -k lineage $(PYTEST_ARGS)
 
 dev: $(VENV)/.installed ## the Dagster UI on this code location
 	$(PY) -m sales_assets dev

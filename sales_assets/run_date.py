@@ -1,8 +1,8 @@
 """The run's logical date: what `future_date` is measured against and what becomes `import_date`.
 
 A scheduled run carries its tick's date in the `sales/run_date` tag. A manual run takes today (in
-`SALES_TIMEZONE`) at the moment its root run was created, so a retry or a re-execution days later
-keeps the original date.
+`SALES_TIMEZONE`) at the moment its root run was created. A retry or a re-execution, days later or
+not, looks at its root run, so it keeps the original date.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ ROOT_RUN_TAG = "dagster/root_run_id"
 
 def run_date_for(context, tz_name: str) -> date:
     tags = context.run.tags
-    if RUN_DATE_TAG in tags:
+    root_id = getattr(context.run, "root_run_id", None) or tags.get(ROOT_RUN_TAG)
+    root = context.instance.get_run_record_by_id(root_id) if root_id else None
+    # a re-execution may not copy the parent's tags: the root run's tag is the authority
+    tagged = tags.get(RUN_DATE_TAG) or (root.dagster_run.tags.get(RUN_DATE_TAG) if root else None)
+    if tagged:
         try:
-            return date.fromisoformat(tags[RUN_DATE_TAG])
+            return date.fromisoformat(tagged)
         except ValueError:
-            raise ValueError(f"run tag {RUN_DATE_TAG}={tags[RUN_DATE_TAG]!r} is not a YYYY-MM-DD date") from None
-    root_id = tags.get(ROOT_RUN_TAG, context.run.run_id)
-    record = context.instance.get_run_record_by_id(root_id)
+            raise ValueError(f"run tag {RUN_DATE_TAG}={tagged!r} is not a YYYY-MM-DD date") from None
+    record = root or context.instance.get_run_record_by_id(context.run.run_id)
     created = record.create_timestamp if record else datetime.now(timezone.utc)
     if created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)

@@ -6,12 +6,22 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, TableColumn, TableSchema, asset
 
 from sales_assets.resources.clickhouse import AGGREGATES_TABLE, DATABASE, ClickHouseResource
 from sales_assets.run_date import RunDateResource
 
-SERVING_GROUP = "sales"
+SERVING_GROUP = "serving"
+
+
+CLICKHOUSE_SCHEMA = TableSchema(columns=[
+    TableColumn(name, type_) for name, type_ in (
+        ("grain", "String"), ("region", "Nullable(String)"), ("product", "Nullable(String)"),
+        ("orders", "UInt64"), ("sales", "UInt64"), ("units", "UInt64"), ("revenue", "Decimal(18, 2)"),
+        ("avg_check", "Decimal(18, 2)"), ("first_sale", "Date"), ("last_sale", "Date"),
+        ("import_date", "Date"), ("loaded_at", "DateTime"),
+    )
+])
 
 
 def snapshot_for(aggregates: pa.Table, import_date, loaded_at: datetime) -> pa.Table:
@@ -30,7 +40,7 @@ def snapshot_for(aggregates: pa.Table, import_date, loaded_at: datetime) -> pa.T
     group_name=SERVING_GROUP,
     description=f"ClickHouse {DATABASE}.{AGGREGATES_TABLE}: the aggregates with import_date and "
                 "loaded_at; re-loading a date replaces that date's snapshot atomically.",
-    metadata={"dagster/table_name": f"{DATABASE}.{AGGREGATES_TABLE}"},
+    metadata={"dagster/table_name": f"{DATABASE}.{AGGREGATES_TABLE}", "dagster/column_schema": CLICKHOUSE_SCHEMA},
 )
 def clickhouse_sales_aggregates(context: AssetExecutionContext, sales_aggregates: pa.Table,
                                 clickhouse: ClickHouseResource, run_date: RunDateResource) -> MaterializeResult:
@@ -38,8 +48,11 @@ def clickhouse_sales_aggregates(context: AssetExecutionContext, sales_aggregates
     import_date = run_date.for_run(context)
     snapshot = snapshot_for(sales_aggregates, import_date, datetime.now(timezone.utc))
     rows = clickhouse.replace_snapshot(snapshot, import_date, token=context.run_id.replace("-", "")[:12])
+    seconds = time.perf_counter() - started
     return MaterializeResult(metadata={
         "dagster/row_count": rows,
         "import_date": import_date.isoformat(),
-        "load_seconds": round(time.perf_counter() - started, 3),
+        "revenue_total": float(sum(r.as_py() for r in pc.filter(snapshot["revenue"], pc.equal(snapshot["grain"], "region")))),
+        "load_seconds": round(seconds, 3),
+        "load_rows_per_s": round(rows / seconds) if seconds else 0,
     })

@@ -20,7 +20,9 @@ from sales_assets.transforms.generate import generate_raw_sales
 from sales_assets.transforms.ingest import read_raw_file
 from sales_assets.transforms.schema import REJECT_REASONS
 
-PIPELINE_GROUP = "sales"
+# Lineage reads left to right: where lines come from, the warehouse tables, what is served.
+INGEST_GROUP = "ingest"
+WAREHOUSE_GROUP = "warehouse"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -43,7 +45,7 @@ class RawSalesConfig(Config):
 @asset(
     io_manager_key="parquet_io_manager",
     kinds={"spark", "parquet"},
-    group_name=PIPELINE_GROUP,
+    group_name=INGEST_GROUP,
     description="Raw sales lines, all columns as text: generated (seeded, Spark-native) or read "
                 "from `source_path`. Stored as Parquet.",
 )
@@ -64,13 +66,13 @@ def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: Spa
 @multi_asset(
     outs={
         "cleaned_sales": AssetOut(
-            io_manager_key="postgres_io_manager", kinds={"spark", "postgres"}, group_name=PIPELINE_GROUP,
+            io_manager_key="postgres_io_manager", kinds={"spark", "postgres"}, group_name=WAREHOUSE_GROUP,
             description=CLEANED_SALES.description,
             metadata={"dagster/table_name": CLEANED_SALES.qualified,
                       "dagster/column_schema": CLEANED_SALES.dagster_schema},
         ),
         "rejected_sales": AssetOut(
-            io_manager_key="postgres_io_manager", kinds={"spark", "postgres"}, group_name=PIPELINE_GROUP,
+            io_manager_key="postgres_io_manager", kinds={"spark", "postgres"}, group_name=WAREHOUSE_GROUP,
             description=REJECTED_SALES.description,
             metadata={"dagster/table_name": REJECTED_SALES.qualified,
                       "dagster/column_schema": REJECTED_SALES.dagster_schema},
@@ -101,7 +103,7 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
 @asset(
     io_manager_key="postgres_io_manager",
     kinds={"spark", "postgres"},
-    group_name=PIPELINE_GROUP,
+    group_name=WAREHOUSE_GROUP,
     description=SALES_AGGREGATES.description + " Read from sales.cleaned_sales, one pass with "
                 "GROUPING SETS; avg_check = revenue / distinct orders of the group.",
     metadata={"dagster/table_name": SALES_AGGREGATES.qualified,

@@ -1,6 +1,8 @@
 """Stores Spark DataFrames as Parquet directories under a base path (local, HDFS or object store)."""
 
 
+import time
+
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 from pyspark.sql import DataFrame
 
@@ -20,6 +22,7 @@ class SparkParquetIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         path = self._path(context.asset_key)
         staging, previous = f"{path}.__staging", f"{path}.__previous"
+        started = time.perf_counter()
         obj.write.mode("overwrite").parquet(staging)
         spark = self.spark.spark_session
         jvm = spark._jvm  # Hadoop's FileSystem: renames work for any scheme Spark can write
@@ -31,8 +34,11 @@ class SparkParquetIOManager(ConfigurableIOManager):
         if not fs.rename(new, target):
             raise OSError(f"could not move {staging} to {path}")
         fs.delete(old, True)
+        seconds = time.perf_counter() - started
         rows = spark.read.parquet(path).count()  # from the Parquet footers: cheap
-        context.add_output_metadata({"dagster/uri": path, "dagster/row_count": rows})
+        context.add_output_metadata({"dagster/uri": path, "dagster/row_count": rows,
+                                     "write_seconds": round(seconds, 3),
+                                     "write_rows_per_s": round(rows / seconds) if seconds else 0})
 
     def load_input(self, context: InputContext) -> DataFrame:
         return self.spark.spark_session.read.parquet(self._path(context.asset_key))
