@@ -28,6 +28,10 @@ screenshot: $(VENV)/.installed ## refresh docs/lineage.png from the UI test
 dev: $(VENV)/.installed ## the Dagster UI on this code location
 	$(PY) -m sales_assets dev
 
+ROWS ?= 1000000
+bench: $(VENV)/.installed ## benchmark at ROWS (default 1M) vs the peer-style baseline; writes bench/results.json
+	$(PY) bench/bench.py --rows $(ROWS) $(BENCH_ARGS)
+
 env: $(VENV)/.installed ## effective SALES_PG_URL / SALES_CH_URL, for eval
 	@$(PY) -m sales_assets env
 

@@ -1,0 +1,267 @@
+"""`make bench`: the real graph at 1M rows next to the same work done the way the typical course
+project does it, plus the PostgreSQL COPY floor. Writes bench/results.json and prints a table.
+
+Ours: the same Dagster job as `make run` (in-process executor, one Spark session), on fresh tables
+in a separate data directory (SALES_DATA_DIR/bench), so your dev tables are left alone.
+Peer-style baseline, same run: a per-row Faker loop for generation; pandas -> Spark without Arrow;
+the same cleaning, then every cleaned row collected to the driver and inserted with `executemany`;
+aggregates computed the same way from a pandas read-back (Arrow off) and inserted row by row;
+ClickHouse rows inserted as Python tuples. It processes the very raw lines ours generated, and its
+tables are compared with ours, so both did the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import psutil
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from sales_assets.run_date import RUN_DATE_TAG  # noqa: E402
+from sales_assets.settings import Settings  # noqa: E402
+
+
+class PeakRss:
+    """Peak resident memory of this process and its children (the Spark JVM, Python workers)."""
+
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(results: dict, key: str):
+    class _T:
+        def __enter__(self):
+            self.t = time.perf_counter()
+
+        def __exit__(self, *exc):
+            results[key] = round(time.perf_counter() - self.t, 3)
+    return _T()
+
+
+def run_ours(settings: Settings, rows: int, run_date: str, spark_resource) -> dict:
+    from dagster import DagsterInstance
+
+    from sales_assets.definitions import build_definitions
+
+    out: dict = {}
+    defs = build_definitions(settings, spark=spark_resource)
+    with DagsterInstance.ephemeral() as instance:
+        started = time.perf_counter()
+        result = defs.resolve_job_def("sales_job").execute_in_process(
+            instance=instance, tags={RUN_DATE_TAG: run_date},
+            run_config={"ops": {"raw_sales": {"config": {"rows": rows, "seed": 42}}}})
+        out["job_s"] = round(time.perf_counter() - started, 3)
+        assert result.success, "the pipeline run failed"
+        stats = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(result.run_id)}
+        meta = {e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+                for e in result.get_asset_materialization_events()}
+    out["stages"] = {k: round(v, 3) for k, v in stats.items()}
+    out["pg_load_rows_per_s"] = meta["cleaned_sales"]["load_rows_per_s"]
+    out["cleaned_rows"] = meta["cleaned_sales"]["dagster/row_count"]
+    out["raw_uri"] = meta["raw_sales"]["dagster/uri"]
+    return out
+
+
+def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, spark) -> dict:
+    """The peer way, stage by stage, on the same raw lines."""
+    import pandas as pd
+    import psycopg
+    from faker import Faker
+
+    from sales_assets.definitions import clickhouse_resource, postgres_resource
+    from sales_assets.transforms.aggregate import aggregate_sales
+    from sales_assets.transforms.clean import classify_sales, cleaned_lines
+
+    t: dict = {}
+    started = time.perf_counter()
+    with timed(t, "generate_per_row_faker"):
+        fake = Faker()
+        Faker.seed(42)
+        rnd = random.Random(42)
+        products = [fake.word().title() for _ in range(48)]
+        regions = [fake.city() for _ in range(12)]
+        lines = []
+        for i in range(rows):  # the per-row loop the peers write
+            q, p = rnd.randint(1, 5), round(rnd.uniform(1, 500), 2)
+            lines.append({"sale_id": i + 1, "order_id": i // 2 + 1, "customer_id": rnd.randint(1, 50000),
+                          "product": rnd.choice(products), "category": "Misc", "region": rnd.choice(regions),
+                          "quantity": q, "unit_price": p, "amount": round(q * p, 2),
+                          "sale_ts": fake.date_time_between(start_date=run_date - timedelta(days=365),
+                                                            end_date=run_date)})
+        del lines
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "false")
+    try:
+        with timed(t, "pandas_to_spark_no_arrow"):
+            raw_pdf = pd.read_parquet(raw_uri)
+            raw = spark.createDataFrame(raw_pdf)
+            raw.count()
+        with timed(t, "clean_and_collect_to_driver"):
+            cleaned_rows = cleaned_lines(classify_sales(raw, run_date)).collect()
+        pg = postgres_resource(settings, in_definitions=False)
+        with timed(t, "pg_load_executemany"), pg.connect(autocommit=False) as conn:
+            conn.execute("drop schema if exists bench_peer cascade; create schema bench_peer")
+            conn.execute("create table bench_peer.cleaned_sales (like sales.cleaned_sales)")
+            with conn.cursor() as cur:
+                cur.executemany("insert into bench_peer.cleaned_sales values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                                [tuple(r) for r in cleaned_rows])
+            conn.commit()
+        del cleaned_rows
+        with timed(t, "aggregate_via_pandas_no_arrow"), pg.connect(autocommit=False) as conn:
+            with conn.cursor() as cur:
+                cur.execute("select * from bench_peer.cleaned_sales")
+                cols = [d.name for d in cur.description]
+                pdf = pd.DataFrame(cur.fetchall(), columns=cols)
+            aggregates = aggregate_sales(spark.createDataFrame(pdf)).collect()
+            conn.execute("create table bench_peer.sales_aggregates (like sales.sales_aggregates)")
+            with conn.cursor() as cur:
+                cur.executemany("insert into bench_peer.sales_aggregates values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                                [tuple(r) for r in aggregates])
+            conn.commit()
+        with timed(t, "clickhouse_row_inserts"):
+            client = clickhouse_resource(settings, in_definitions=False).get_client()
+            client.command("create table if not exists sales.bench_peer_aggregates as sales.sales_aggregates")
+            client.command("truncate table sales.bench_peer_aggregates")
+            now = pd.Timestamp.now().to_pydatetime().replace(microsecond=0)
+            client.insert("sales.bench_peer_aggregates",
+                          [list(r) + [run_date, now] for r in aggregates])
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    t["e2e_s"] = round(time.perf_counter() - started, 3)
+    with pg.connect() as conn:  # same work, same tables
+        for table in ("cleaned_sales", "sales_aggregates"):
+            diff = conn.execute(f"select count(*) from ((select * from sales.{table} except all "
+                                f"select * from bench_peer.{table}) union all (select * from bench_peer.{table} "
+                                f"except all select * from sales.{table})) d").fetchone()[0]
+            t[f"{table}_rows_differing_from_ours"] = diff
+        conn.execute("drop schema bench_peer cascade")
+    return t
+
+
+def copy_floor(settings: Settings) -> dict:
+    """One binary COPY of the same cleaned rows straight from Arrow, one connection."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from sales_assets.definitions import postgres_resource
+    from sales_assets.io_managers.pg_transfer import read_arrow
+    from sales_assets.tables import CLEANED_SALES
+
+    dsn = postgres_resource(settings, in_definitions=False).dsn
+    table = read_arrow(dsn, CLEANED_SALES)
+    with adbc.connect(dsn) as conn:
+        with conn.cursor() as cur:
+            cur.execute("drop table if exists sales.bench_copy_floor")
+            cur.execute(CLEANED_SALES.create_sql("bench_copy_floor"))
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.adbc_ingest("bench_copy_floor", table, mode="append", db_schema_name="sales")
+        conn.commit()
+        seconds = time.perf_counter() - started
+        with conn.cursor() as cur:
+            cur.execute("drop table sales.bench_copy_floor")
+        conn.commit()
+    return {"copy_floor_s": round(seconds, 3), "copy_floor_rows_per_s": round(table.num_rows / seconds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the peer-style baseline")
+    parser.add_argument("--out", default=str(PROJECT / "bench" / "results.json"))
+    args = parser.parse_args()
+
+    base = Settings.from_env()
+    bench_dir = base.data_dir / "bench"
+    for sub in ("parquet", "clickhouse", "dagster"):
+        shutil.rmtree(bench_dir / sub, ignore_errors=True)  # fresh tables, every time
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings.from_env({**os.environ, "SALES_DATA_DIR": str(bench_dir)})
+    run_date = date.today()
+
+    from sales_assets.definitions import postgres_resource
+    from sales_assets.resources.spark import SparkResource, spark_config
+
+    with postgres_resource(settings, in_definitions=False).connect() as conn:
+        conn.execute("drop schema if exists sales cascade")
+
+    results: dict = {"rows": args.rows, "machine": f"{os.cpu_count()} cores, "
+                     f"{round(psutil.virtual_memory().total / 2**30)} GiB", "spark_master": settings.spark_master}
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        spark_resource = SparkResource(spark_config=spark_config(settings.spark_master), stop_on_teardown=False)
+        spark = spark_resource.spark_session
+        results["spark_start_s"] = round(time.perf_counter() - started, 3)
+        ours = run_ours(settings, args.rows, run_date.isoformat(), spark_resource)
+        results["e2e_s"] = round(time.perf_counter() - started, 3)
+    results["peak_rss_mb"] = round(rss.peak / 2**20)
+    results["stages"] = ours["stages"]
+    results["rows_per_s"] = {k: round(args.rows / v) for k, v in ours["stages"].items() if v}
+    results["e2e_rows_per_s"] = round(args.rows / results["e2e_s"])
+    results["pg_load_rows_per_s"] = ours["pg_load_rows_per_s"]
+    results.update(copy_floor(settings))
+    results["pg_load_fraction_of_floor"] = round(results["pg_load_rows_per_s"] / results["copy_floor_rows_per_s"], 3)
+    if not args.no_baseline:
+        baseline = run_baseline(settings, args.rows, ours["raw_uri"], run_date, spark)
+        results["baseline_stages"] = {k: v for k, v in baseline.items() if k != "e2e_s"}
+        results["baseline_e2e_s"] = round(baseline["e2e_s"] + results["spark_start_s"], 3)
+        results["speedup_vs_baseline"] = round(results["baseline_e2e_s"] / results["e2e_s"], 2)
+    spark.stop()
+
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+
+
+def print_table(r: dict) -> None:
+    print(f"\nsales_assets benchmark: {r['rows']:,} rows, {r['machine']}, Spark {r['spark_master']}")
+    print(f"{'stage':<44}{'seconds':>10}{'rows/s':>14}")
+    print(f"{'spark session start':<44}{r['spark_start_s']:>10.2f}")
+    for stage, seconds in r["stages"].items():
+        print(f"{stage:<44}{seconds:>10.2f}{r['rows_per_s'].get(stage, 0):>14,}")
+    print(f"{'whole graph, end to end (incl. Spark start)':<44}{r['e2e_s']:>10.2f}{r['e2e_rows_per_s']:>14,}")
+    print(f"{'PostgreSQL load (cleaned_sales)':<44}{'':>10}{r['pg_load_rows_per_s']:>14,}")
+    print(f"{'COPY floor (one binary COPY from Arrow)':<44}{r['copy_floor_s']:>10.2f}{r['copy_floor_rows_per_s']:>14,}")
+    print(f"{'  our load as a fraction of the floor':<44}{r['pg_load_fraction_of_floor']:>10.2f}")
+    print(f"{'peak RSS (driver JVM + Python), MB':<44}{r['peak_rss_mb']:>10,}")
+    if "baseline_e2e_s" in r:
+        print("peer-style baseline:")
+        for stage, value in r["baseline_stages"].items():
+            print(f"  {stage:<42}{value:>10}")
+        print(f"{'  baseline end to end (incl. Spark start)':<44}{r['baseline_e2e_s']:>10.2f}")
+        print(f"{'  speedup of ours vs baseline':<44}{r['speedup_vs_baseline']:>10.2f}x")
+
+
+if __name__ == "__main__":
+    main()
