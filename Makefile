@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export SALES_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test test-ui screenshot dev env stop bench clean
+.PHONY: run test test-ui screenshot dev env stop bench clean spark-cluster spark-cluster-stop
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,5 +38,11 @@ env: $(VENV)/.installed ## effective SALES_PG_URL / SALES_CH_URL, for eval
 stop: $(VENV)/.installed ## stop the embedded PostgreSQL
 	$(PY) -m sales_assets stop
 
-clean: stop
+spark-cluster: $(VENV)/.installed ## a one-worker Spark standalone cluster on 127.0.0.1:7077
+	$(PY) -m sales_assets spark-cluster
+
+spark-cluster-stop: $(VENV)/.installed
+	$(PY) -m sales_assets spark-cluster-stop
+
+clean: stop spark-cluster-stop
 	rm -rf $(SALES_DATA_DIR)

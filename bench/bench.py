@@ -243,6 +243,10 @@ def main() -> None:
         results["speedup_vs_baseline"] = round(results["baseline_e2e_s"] / results["e2e_s"], 2)
     spark.stop()
 
+    from sales_assets.resources.embedded import EmbeddedPostgres
+
+    if settings.pg_url is None:  # the bench's own embedded server: leave nothing running
+        EmbeddedPostgres(settings.embedded_pg_dir).stop()
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
 

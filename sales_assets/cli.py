@@ -64,10 +64,27 @@ def cmd_stop(settings: Settings) -> int:
     return 0
 
 
+def cmd_spark_cluster(settings: Settings) -> int:
+    from sales_assets.cluster import LocalCluster
+
+    url = LocalCluster(settings.data_dir / "spark-cluster").start()
+    print(f"Spark standalone cluster up (one worker): SALES_SPARK_MASTER={url}")
+    return 0
+
+
+def cmd_spark_cluster_stop(settings: Settings) -> int:
+    from sales_assets.cluster import LocalCluster
+
+    stopped = LocalCluster(settings.data_dir / "spark-cluster").stop()
+    print("Spark cluster stopped" if stopped else "no Spark cluster was running")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sales_assets")
-    parser.add_argument("command", choices=["run", "dev", "env", "stop"])
+    parser.add_argument("command", choices=["run", "dev", "env", "stop", "spark-cluster", "spark-cluster-stop"])
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    commands = {"run": cmd_run, "dev": cmd_dev, "env": cmd_env, "stop": cmd_stop}
+    commands = {"run": cmd_run, "dev": cmd_dev, "env": cmd_env, "stop": cmd_stop,
+                "spark-cluster": cmd_spark_cluster, "spark-cluster-stop": cmd_spark_cluster_stop}
     sys.exit(commands[args.command](settings))

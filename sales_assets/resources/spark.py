@@ -39,8 +39,9 @@ class SparkResource(LazyPySparkResource):
         # Python workers must run this interpreter (it has pyarrow and the ADBC driver); PySpark
         # reads only the environment for it. On a multi-host cluster, set PYSPARK_PYTHON.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        if str(self.spark_config.get("spark.master", "")).startswith("local"):
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run needs no network
+        master = str(self.spark_config.get("spark.master", ""))
+        if master.startswith("local") or "//127.0.0.1:" in master or "//localhost:" in master:
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # everything is on this machine
         super()._init_session()
         self._spark_session.sparkContext.setLogLevel(self.log_level)
 
