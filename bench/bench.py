@@ -210,7 +210,9 @@ def main() -> None:
     for sub in ("parquet", "clickhouse", "dagster"):
         shutil.rmtree(bench_dir / sub, ignore_errors=True)  # fresh tables, every time
     bench_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings.from_env({**os.environ, "SALES_DATA_DIR": str(bench_dir)})
+    # always the embedded databases of the bench directory: the bench drops and recreates its tables
+    settings = Settings.from_env({**os.environ, "SALES_DATA_DIR": str(bench_dir), "SALES_PG_URL": "",
+                                  "SALES_CH_URL": ""})
     run_date = date.today()
 
     from sales_assets.definitions import postgres_resource
@@ -245,8 +247,7 @@ def main() -> None:
 
     from sales_assets.resources.embedded import EmbeddedPostgres
 
-    if settings.pg_url is None:  # the bench's own embedded server: leave nothing running
-        EmbeddedPostgres(settings.embedded_pg_dir).stop()
+    EmbeddedPostgres(settings.embedded_pg_dir).stop()  # the bench's own server: leave nothing running
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
 
