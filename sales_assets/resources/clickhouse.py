@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 from typing import Optional
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import clickhouse_connect
 import pyarrow as pa
@@ -34,6 +35,39 @@ create table if not exists {DATABASE}.{{name}} (
 partition by import_date
 order by (import_date, grain, ifNull(region, ''), ifNull(product, ''))
 """
+
+# Query parameters of an http(s) URL that configure the client; every other one is a ClickHouse
+# setting sent with each query (e.g. ?max_execution_time=60).
+CLIENT_PARAMS = {"verify": "bool", "ca_cert": "str", "client_cert": "str", "client_cert_key": "str",
+                 "connect_timeout": "int", "send_receive_timeout": "int", "compress": "bool"}
+
+
+def client_kwargs(url: str) -> dict:
+    """clickhouse-connect arguments for an http(s):// URL: TLS from the scheme (https, default port
+    8443) and client options and settings from the query string."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    kwargs: dict = {
+        "host": parts.hostname, "port": parts.port or (8443 if secure else 8123), "secure": secure,
+        "username": unquote(parts.username) if parts.username else "default",
+        "password": unquote(parts.password) if parts.password else "",
+        "database": parts.path.strip("/") or "default",
+    }
+    settings = {}
+    for key, value in parse_qsl(parts.query):
+        kind = CLIENT_PARAMS.get(key)
+        if kind == "bool":
+            kwargs[key] = value.lower() in ("1", "true", "yes")
+        elif kind == "int":
+            kwargs[key] = int(value)
+        elif kind == "str":
+            kwargs[key] = value
+        else:
+            settings[key] = value
+    if settings:
+        kwargs["settings"] = settings
+    return kwargs
+
 
 # chdb allows one engine per data path per process: share the client within the process.
 _clients: dict[str, object] = {}
@@ -71,7 +105,10 @@ class ClickHouseResource(ConfigurableResource):
         dsn = self.dsn
         if dsn not in _clients:
             try:
-                _clients[dsn] = clickhouse_connect.get_client(dsn=dsn)
+                if dsn.startswith("chdb:"):
+                    _clients[dsn] = clickhouse_connect.get_client(dsn=dsn)
+                else:
+                    _clients[dsn] = clickhouse_connect.get_client(**client_kwargs(dsn))
             except Exception as exc:  # noqa: BLE001 - the driver raises many kinds; all mean "cannot reach"
                 message = str(exc).replace(dsn, redact(dsn))
                 raise ClickHouseConnectionError(
