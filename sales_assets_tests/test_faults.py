@@ -1,0 +1,87 @@
+"""Faults mid-load: nothing partial is ever visible, and the next run recovers on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from sales_assets.io_managers import pg_transfer
+from sales_assets.resources.clickhouse import ClickHouseResource
+from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.tables import PG_TABLES
+from sales_assets_tests.conftest import query
+from sales_assets_tests.test_pipeline import ch_rows, table_digest
+
+pytestmark = pytest.mark.integration
+RUN_DATE = "2026-05-05"
+TAGS = {RUN_DATE_TAG: RUN_DATE}
+
+
+def staging_tables(pg) -> list:
+    return query(pg, "select tablename from pg_tables where schemaname = 'sales' and tablename like '\\_stage%%'")
+
+
+@pytest.fixture
+def good_state(run_job, pg, ch):
+    assert run_job(tags=TAGS, rows=1200, seed=31).success
+    return {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES}, ch_rows(ch, RUN_DATE)
+
+
+def test_postgres_load_failing_halfway_keeps_the_previous_table(good_state, run_job, pg, monkeypatch):
+    original = pg_transfer._copy_partition_fn
+
+    def failing_after_first_batch(dsn, schema_name, stage, copy_schema):
+        copy = original(dsn, schema_name, stage, copy_schema)
+
+        def copy_then_fail(batches):
+            def some_then_boom():
+                yield next(batches)  # one batch reaches the COPY, then the executor dies
+                raise RuntimeError("injected failure in the middle of the load")
+            yield from copy(some_then_boom())
+
+        return copy_then_fail
+
+    monkeypatch.setattr(pg_transfer, "_copy_partition_fn", failing_after_first_batch)
+    result = run_job(tags=TAGS, rows=1500, seed=32, raise_on_error=False)  # other data than the good run
+    assert not result.success
+    assert "injected failure" in str([e.step_failure_data.error.to_string() for e in result.all_events
+                                      if e.is_step_failure])
+    digests, _ = good_state
+    assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == digests
+    assert staging_tables(pg) == []
+    monkeypatch.undo()
+    assert run_job(tags=TAGS, rows=1500, seed=32).success
+    assert query(pg, "select count(*) from sales.cleaned_sales")[0][0] + \
+        query(pg, "select count(*) from sales.rejected_sales")[0][0] == 1500
+    assert staging_tables(pg) == []
+
+
+def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it_once(
+        good_state, run_job, ch, monkeypatch):
+    _, snapshot = good_state
+    original = ClickHouseResource.replace_snapshot
+
+    def insert_then_fail(self, table, import_date, token):
+        client = self.get_client()
+        real_command = client.command
+
+        def command(sql, *args, **kwargs):
+            if "replace partition" in sql:
+                raise RuntimeError("injected failure before the partition swap")
+            return real_command(sql, *args, **kwargs)
+
+        monkeypatch.setattr(client, "command", command)
+        try:
+            return original(self, table, import_date, token)
+        finally:
+            monkeypatch.setattr(client, "command", real_command)
+
+    monkeypatch.setattr(ClickHouseResource, "replace_snapshot", insert_then_fail)
+    result = run_job(tags=TAGS, rows=1500, seed=33, raise_on_error=False)
+    assert not result.success
+    assert ch_rows(ch, RUN_DATE) == snapshot  # the old snapshot, whole
+    assert ch.get_client().command("select count() from system.tables where database = 'sales' "
+                                   "and name like '\\_stage%'") == 0
+    monkeypatch.undo()
+    assert run_job(tags=TAGS, rows=1500, seed=33).success
+    after = ch_rows(ch, RUN_DATE)
+    assert after != snapshot and len(after) == len(set(after))  # the new snapshot, loaded once
