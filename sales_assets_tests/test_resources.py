@@ -66,3 +66,15 @@ def test_make_env_prints_effective_urls(settings, pg):
     out = subprocess.run([sys.executable, "-m", "sales_assets", "env"], env=env, capture_output=True,
                          text=True, timeout=120, check=True).stdout.splitlines()
     assert out == [f"SALES_PG_URL={pg.dsn}", f"SALES_CH_URL=chdb://{settings.embedded_ch_path}"]
+
+
+def test_wrong_password_is_one_clear_error_without_the_password(pg):
+    from urllib.parse import urlsplit
+
+    url = urlsplit(pg.dsn)
+    wrong = f"postgresql://{url.username}:not-the-password@{url.hostname}:{url.port}/sales"
+    with pytest.raises(PostgresConnectionError) as err:
+        PostgresResource(url=wrong).connect()
+    message = str(err.value)
+    assert f"{url.hostname}:{url.port}/sales" in message and "password authentication failed" in message
+    assert "not-the-password" not in message

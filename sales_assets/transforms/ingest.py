@@ -47,5 +47,7 @@ def read_raw_file(spark: SparkSession, path: str) -> DataFrame:
         require_raw_columns(columns)
     except ValueError as exc:
         raise SourceFileError(f"source_path {path}: {exc}") from None
-    renamed = frame.toDF(*columns)
-    return renamed.select(*[F.col(c).cast("string").alias(c) for c in RAW_COLUMNS])
+    renamed = frame.toDF(*columns).select(*[F.col(c).cast("string").alias(c) for c in RAW_COLUMNS])
+    if renamed.isEmpty():  # one tiny job: a file with a header and nothing else is a mistake
+        raise SourceFileError(f"source_path {path} has no data lines")
+    return renamed

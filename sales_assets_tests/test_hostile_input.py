@@ -1,0 +1,58 @@
+"""Hostile and malformed files via source_path: each becomes clean rows, counted rejections with
+the right reason, or a clear error before any table is touched."""
+
+from __future__ import annotations
+
+import pytest
+
+from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets_tests.conftest import query
+from sales_assets_tests.test_bad_input import failure_messages
+
+pytestmark = pytest.mark.integration
+TAGS = {RUN_DATE_TAG: "2026-10-01"}
+HEADER = ",".join(RAW_COLUMNS)
+
+
+def test_hostile_lines_are_kept_or_rejected_with_the_right_reason(run_job, pg, tmp_path):
+    lines = {
+        # sale_id: (csv line, expected reason or None when kept)
+        "1": ('1,10,7,"\'; DROP TABLE sales.cleaned_sales; --",Tools,Kazan,1,2.00,2.00,2026-09-01 10:00:00', None),
+        "2": ("2,11,7,Rocket 🚀,Toys,Ünïcode City,1,3.00,3.00,2026-09-01 10:00:00", None),
+        "3": (f"3,12,7,{'x' * 10_000},Tools,Kazan,1,4.00,4.00,2026-09-01 10:00:00", None),
+        "4": ('4,13,7,Widget,Tools,Kazan,1,"1,234.50",1234.50,2026-09-01 10:00:00', "unparseable"),
+        "5": ('5,14,7,Widget,Tools,Kazan,1,"12,50",12.50,2026-09-01 10:00:00', "unparseable"),
+        "6": ("6,15,7,Widget,Tools,Kazan,NaN,2.00,2.00,2026-09-01 10:00:00", "unparseable"),
+        "7": ("7,16,7,Widget,Tools,Kazan,1,Infinity,2.00,2026-09-01 10:00:00", "unparseable"),
+        "8": ("8,17,7,Widget,Tools,Kazan,1,2.00,2.00,01/09/2026 10:00", "unparseable"),
+        "9": ("9,18,7,Widget,Tools,Kazan,1,2.00,2.00,2026-09-01T10:00:00", None),
+        "10": ("10,19,7,Widget,Tools,Kazan,1,2.00,2.00,2026-12-01 10:00:00", "future_date"),
+    }
+    path = tmp_path / "hostile.csv"
+    path.write_text(HEADER + "\n" + "\n".join(v[0] for v in lines.values()) + "\n", encoding="utf-8")
+    assert run_job(tags=TAGS, source_path=str(path)).success
+    kept = {str(r[0]) for r in query(pg, "select sale_id from sales.cleaned_sales")}
+    rejected = dict(query(pg, "select sale_id, reason from sales.rejected_sales"))
+    assert kept == {k for k, v in lines.items() if v[1] is None}
+    assert rejected == {k: v[1] for k, v in lines.items() if v[1] is not None}
+    assert query(pg, "select product from sales.cleaned_sales where sale_id = 1") == \
+        [("'; Drop Table Sales.cleaned_sales; --",)]  # stored as text, the table is still there
+    assert query(pg, "select region from sales.cleaned_sales where sale_id = 2") == [("Ünïcode City",)]
+
+
+def test_header_only_file_is_a_clear_error(run_job, tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text(HEADER + "\n")
+    result = run_job(tags=TAGS, source_path=str(path), raise_on_error=False)
+    assert not result.success
+    assert "has no data lines" in failure_messages(result)
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01\x02\xff\xfe garbage \x00" * 50, "a;b;c\n1;2;3\n".encode()])
+def test_binary_garbage_or_wrong_delimiter_is_a_clear_error(run_job, tmp_path, content):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    result = run_job(tags=TAGS, source_path=str(path), raise_on_error=False)
+    assert not result.success
+    assert "lacks column(s)" in failure_messages(result)
