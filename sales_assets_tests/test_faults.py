@@ -85,3 +85,35 @@ def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it
     assert run_job(tags=TAGS, rows=1500, seed=33).success
     after = ch_rows(ch, RUN_DATE)
     assert after != snapshot and len(after) == len(set(after))  # the new snapshot, loaded once
+
+
+def test_a_transient_load_failure_is_retried_and_the_run_succeeds(good_state, run_job, pg, monkeypatch, tmp_path):
+    marker = str(tmp_path / "failed-once")
+    original = pg_transfer._copy_partition_fn
+
+    def failing_once(dsn, schema_name, stage, copy_schema):
+        copy = original(dsn, schema_name, stage, copy_schema)
+
+        def copy_or_fail_first_time(batches):
+            import os
+
+            if stage.startswith("_stage_cleaned_sales") and not os.path.exists(marker):
+                open(marker, "w").close()
+                raise ConnectionError("injected: connection reset by peer")
+            yield from copy(batches)
+
+        return copy_or_fail_first_time
+
+    monkeypatch.setattr(pg_transfer, "_copy_partition_fn", failing_once)
+    result = run_job(tags=TAGS, rows=1200, seed=31)
+    assert result.success
+    retried = [e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retried == ["clean_sales"]
+    digests, _ = good_state
+    assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == digests  # same input, same tables
+
+
+def test_bad_input_is_not_retried(run_job, tmp_path):
+    result = run_job(tags=TAGS, source_path=str(tmp_path / "missing.csv"), raise_on_error=False)
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]

@@ -8,6 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, TableColumn, TableSchema, asset
 
+from sales_assets.assets.sales import TRANSIENT_RETRIES
+
 from sales_assets.resources.clickhouse import AGGREGATES_TABLE, DATABASE, ClickHouseResource
 from sales_assets.run_date import RunDateResource
 
@@ -38,6 +40,7 @@ def snapshot_for(aggregates: pa.Table, import_date, loaded_at: datetime) -> pa.T
 @asset(
     kinds={"clickhouse"},
     group_name=SERVING_GROUP,
+    retry_policy=TRANSIENT_RETRIES,
     description=f"ClickHouse {DATABASE}.{AGGREGATES_TABLE}: the aggregates with import_date and "
                 "loaded_at; re-loading a date replaces that date's snapshot atomically.",
     metadata={"dagster/table_name": f"{DATABASE}.{AGGREGATES_TABLE}", "dagster/column_schema": CLICKHOUSE_SCHEMA},

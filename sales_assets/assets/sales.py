@@ -2,17 +2,19 @@
 `sales_assets.transforms`, storage in the I/O managers."""
 
 
-import os
 import time
 from typing import Optional
 
-from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
+from dagster import (
+    AssetExecutionContext, AssetOut, Backoff, Config, Failure, MetadataValue, Output, RetryPolicy, asset, multi_asset,
+)
 from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sales_assets.resources.spark import SparkResource
 from sales_assets.run_date import RunDateResource
+from sales_assets.settings import Settings
 from sales_assets.tables import CLEANED_SALES, REJECTED_SALES, SALES_AGGREGATES
 from sales_assets.transforms.aggregate import aggregate_sales
 from sales_assets.transforms.clean import classify_sales, cleaned_lines, cleaning_counts, rejected_lines
@@ -25,19 +27,20 @@ INGEST_GROUP = "ingest"
 WAREHOUSE_GROUP = "warehouse"
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.lstrip("-").isdigit() else default
+# Transient faults (a dropped connection, a lost executor) get two more tries with backoff; errors in
+# the input are raised as Failure(allow_retries=False), since trying again cannot fix them.
+TRANSIENT_RETRIES = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
+
+_ENV = Settings.from_env()  # SALES_ROWS, SALES_SEED, SALES_SOURCE_PATH give the config defaults
 
 
 class RawSalesConfig(Config):
-    rows: int = Field(default=_env_int("SALES_ROWS", 1_000_000), gt=0,
-                      description="raw lines to generate (ignored when source_path is set)")
-    seed: int = Field(default=_env_int("SALES_SEED", 42), description="same seed, same lines")
+    rows: int = Field(default=_ENV.rows, gt=0, description="raw lines to generate (ignored when source_path is set)")
+    seed: int = Field(default=_ENV.seed, description="same seed, same lines")
     days: int = Field(default=365, gt=0, description="dates fall in this many days before the run's date")
     dirty_fraction: float = Field(default=0.02, ge=0, le=1, description="share of dirty lines")
     source_path: Optional[str] = Field(
-        default=os.environ.get("SALES_SOURCE_PATH") or None,
+        default=_ENV.source_path,
         description="a CSV/Parquet file with the raw columns to ingest instead of generating",
     )
 
@@ -46,19 +49,23 @@ class RawSalesConfig(Config):
     io_manager_key="parquet_io_manager",
     kinds={"spark", "parquet"},
     group_name=INGEST_GROUP,
+    retry_policy=TRANSIENT_RETRIES,
     description="Raw sales lines, all columns as text: generated (seeded, Spark-native) or read "
                 "from `source_path`. Stored as Parquet.",
 )
 def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource,
               run_date: RunDateResource) -> Output[DataFrame]:
     day = run_date.for_run(context)
-    if config.source_path:
-        frame = read_raw_file(spark.spark_session, config.source_path)
-        source = config.source_path
-    else:
-        frame = generate_raw_sales(spark.spark_session, rows=config.rows, seed=config.seed, run_date=day,
-                                   days=config.days, dirty_fraction=config.dirty_fraction)
-        source = f"generated (seed {config.seed})"
+    try:
+        if config.source_path:
+            frame = read_raw_file(spark.spark_session, config.source_path)
+            source = config.source_path
+        else:
+            frame = generate_raw_sales(spark.spark_session, rows=config.rows, seed=config.seed, run_date=day,
+                                       days=config.days, dirty_fraction=config.dirty_fraction)
+            source = f"generated (seed {config.seed})"
+    except ValueError as bad_input:  # SourceFileError, missing columns, bad parameters
+        raise Failure(str(bad_input), allow_retries=False) from None
     return Output(frame, metadata={"source": source, "run_date": day.isoformat(),
                                    "requested_rows": config.rows if not config.source_path else -1})
 
@@ -78,6 +85,7 @@ def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: Spa
                       "dagster/column_schema": REJECTED_SALES.dagster_schema},
         ),
     },
+    retry_policy=TRANSIENT_RETRIES,
 )
 def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: RunDateResource):
     """Applies the cleaning rules once; every raw line lands in exactly one of the two tables."""
@@ -104,6 +112,7 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
     io_manager_key="postgres_io_manager",
     kinds={"spark", "postgres"},
     group_name=WAREHOUSE_GROUP,
+    retry_policy=TRANSIENT_RETRIES,
     description=SALES_AGGREGATES.description + " Read from sales.cleaned_sales, one pass with "
                 "GROUPING SETS; avg_check = revenue / distinct orders of the group.",
     metadata={"dagster/table_name": SALES_AGGREGATES.qualified,
