@@ -36,7 +36,7 @@ def run_check(defs, instance):
         result = materialize([*ALL_ASSETS, *C.ALL_CHECKS], selection=AssetSelection.checks(check),
                              resources=defs.resources, instance=instance, tags=TAGS,
                              run_config=run_config, raise_on_error=False)
-        return evaluations(result)[check.check_specs.__iter__().__next__().name]
+        return evaluations(result)[next(iter(check.check_specs)).name]
 
     return run
 

@@ -8,22 +8,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, TableColumn, TableSchema, asset
 
-from sales_assets.assets.sales import TRANSIENT_RETRIES
+from sales_assets.assets.policies import TRANSIENT_RETRIES
 
-from sales_assets.resources.clickhouse import AGGREGATES_TABLE, DATABASE, ClickHouseResource
+from sales_assets.resources.clickhouse import AGGREGATES_COLUMNS, AGGREGATES_TABLE, DATABASE, ClickHouseResource
 from sales_assets.run_date import RunDateResource
 
 SERVING_GROUP = "serving"
 
 
-CLICKHOUSE_SCHEMA = TableSchema(columns=[
-    TableColumn(name, type_) for name, type_ in (
-        ("grain", "String"), ("region", "Nullable(String)"), ("product", "Nullable(String)"),
-        ("orders", "UInt64"), ("sales", "UInt64"), ("units", "UInt64"), ("revenue", "Decimal(18, 2)"),
-        ("avg_check", "Decimal(18, 2)"), ("first_sale", "Date"), ("last_sale", "Date"),
-        ("import_date", "Date"), ("loaded_at", "DateTime"),
-    )
-])
+CLICKHOUSE_SCHEMA = TableSchema(columns=[TableColumn(name, type_) for name, type_ in AGGREGATES_COLUMNS])
 
 
 def snapshot_for(aggregates: pa.Table, import_date, loaded_at: datetime) -> pa.Table:

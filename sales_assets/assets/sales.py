@@ -6,12 +6,13 @@ import time
 from typing import Optional
 
 from dagster import (
-    AssetExecutionContext, AssetOut, Backoff, Config, Failure, MetadataValue, Output, RetryPolicy, asset, multi_asset,
+    AssetExecutionContext, AssetOut, Config, Failure, MetadataValue, Output, asset, multi_asset,
 )
 from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from sales_assets.assets.policies import TRANSIENT_RETRIES
 from sales_assets.resources.spark import SparkResource
 from sales_assets.run_date import RunDateResource
 from sales_assets.settings import Settings
@@ -26,10 +27,6 @@ from sales_assets.transforms.schema import REJECT_REASONS
 INGEST_GROUP = "ingest"
 WAREHOUSE_GROUP = "warehouse"
 
-
-# Transient faults (a dropped connection, a lost executor) get two more tries with backoff; errors in
-# the input are raised as Failure(allow_retries=False), since trying again cannot fix them.
-TRANSIENT_RETRIES = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
 
 _ENV = Settings.from_env()  # SALES_ROWS, SALES_SEED, SALES_SOURCE_PATH give the config defaults
 

@@ -17,24 +17,20 @@ from sales_assets.tables import checked_identifier
 DATABASE = "sales"
 AGGREGATES_TABLE = "sales_aggregates"
 
-AGGREGATES_DDL = f"""
-create table if not exists {DATABASE}.{{name}} (
-    grain String,
-    region Nullable(String),
-    product Nullable(String),
-    orders UInt64,
-    sales UInt64,
-    units UInt64,
-    revenue Decimal(18, 2),
-    avg_check Decimal(18, 2),
-    first_sale Date,
-    last_sale Date,
-    import_date Date,
-    loaded_at DateTime
-) engine = MergeTree
-partition by import_date
-order by (import_date, grain, ifNull(region, ''), ifNull(product, ''))
-"""
+# The ClickHouse table, defined once: the DDL below and the column schema the UI shows.
+AGGREGATES_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("grain", "String"), ("region", "Nullable(String)"), ("product", "Nullable(String)"),
+    ("orders", "UInt64"), ("sales", "UInt64"), ("units", "UInt64"),
+    ("revenue", "Decimal(18, 2)"), ("avg_check", "Decimal(18, 2)"),
+    ("first_sale", "Date"), ("last_sale", "Date"), ("import_date", "Date"), ("loaded_at", "DateTime"),
+)
+
+AGGREGATES_DDL = (
+    f"create table if not exists {DATABASE}.{{name}} ("
+    + ", ".join(f"{name} {type_}" for name, type_ in AGGREGATES_COLUMNS)
+    + ") engine = MergeTree partition by import_date "
+    "order by (import_date, grain, ifNull(region, ''), ifNull(product, ''))"
+)
 
 # Query parameters of an http(s) URL that configure the client; every other one is a ClickHouse
 # setting sent with each query (e.g. ?max_execution_time=60).
