@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from faker import Faker
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sales_assets.transforms.schema import RAW_COLUMNS, TIMESTAMP_FORMAT, canonical_case
@@ -82,12 +82,15 @@ def build_pools(seed: int) -> Pools:
                  tuple(regions), tuple(region_weights))
 
 
-def _uniform(seed: int, key: Column, salt: str) -> Column:
+# The generator is written as SQL expressions, one `selectExpr` per step: built from Column
+# objects it took ~4,400 Py4J round trips (2-4 s of driver time) just to build the plan.
+
+def _uniform(seed: int, key: str, salt: str) -> str:
     """A deterministic uniform [0, 1) number per (seed, key, salt)."""
-    return F.pmod(F.xxhash64(F.lit(seed), F.lit(salt), key), F.lit(1 << 31)) / float(1 << 31)
+    return f"(pmod(xxhash64({int(seed)}, '{salt}', {key}), 2147483648) / 2147483648.0D)"
 
 
-def _weighted_index(u: Column, weights: tuple[float, ...] | list[float], buckets: int = 1024) -> Column:
+def _weighted_index(u: str, weights: tuple[float, ...] | list[float], buckets: int = 1024) -> str:
     """Maps a uniform number to an index drawn with `weights`, via a small lookup table."""
     total = sum(weights)
     table, cumulative, idx = [], weights[0] / total, 0
@@ -96,21 +99,25 @@ def _weighted_index(u: Column, weights: tuple[float, ...] | list[float], buckets
             idx += 1
             cumulative += weights[idx] / total
         table.append(idx)
-    return F.element_at(_array_literal(table), (F.floor(u * buckets) + 1).cast("int"))
+    return f"element_at({_array_literal(table)}, CAST(floor({u} * {buckets}) + 1 AS INT))"
 
 
-def _array_literal(values) -> Column:
-    """One SQL array literal: parsed once, where one `F.lit` per element costs a JVM call each
-    (seconds for the lookup tables here)."""
-    def sql(v) -> str:
-        if isinstance(v, int):
-            return str(v)
-        return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return F.expr(f"array({', '.join(sql(v) for v in values)})")
+def _sql_literal(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _pick(values, index: Column) -> Column:
-    return F.element_at(_array_literal(values), index + 1)
+def _array_literal(values) -> str:
+    return f"array({', '.join(_sql_literal(v) for v in values)})"
+
+
+def _pick(values, index: str) -> str:
+    return f"element_at({_array_literal(values)}, {index} + 1)"
+
+
+def _double(value: float) -> str:
+    return f"{float(value)!r}D"
 
 
 def _day_weights(first_day: date, days: int) -> list[float]:
@@ -146,129 +153,114 @@ def generate_raw_sales(
     first_day = run_date - timedelta(days=days)
     parts = num_partitions or max(1, min(spark.sparkContext.defaultParallelism, -(-rows // 100_000)))
 
-    line = F.col("id")
-    dirty = _uniform(seed, line, "dirty") < dirty_fraction
-    kind = _pick(DIRTY_KINDS, F.floor(_uniform(seed, line, "kind") * len(DIRTY_KINDS)).cast("int"))
+    def u(key: str, salt: str) -> str:
+        return _uniform(seed, key, salt)
+
     # Built in steps: each step's columns are computed once and reused by the next step.
-    lines = spark.range(0, rows, numPartitions=parts).select(
-        line.alias("line"), dirty.alias("dirty"), kind.alias("kind"),
-        F.floor(_uniform(seed, line, "variant") * 8).cast("int").alias("variant"),
+    kind_index = f"CAST(floor({u('id', 'kind')} * {len(DIRTY_KINDS)}) AS INT)"
+    lines = spark.range(0, rows, numPartitions=parts).selectExpr(
+        "id AS line",
+        f"{u('id', 'dirty')} < {_double(dirty_fraction)} AS dirty",
+        f"{_pick(DIRTY_KINDS, kind_index)} AS kind",
+        f"CAST(floor({u('id', 'variant')} * 8) AS INT) AS variant",
     )
     # A duplicate line repeats the previous line (same sale_id, same content).
-    is_dup = F.col("dirty") & (F.col("kind") == "duplicate") & (F.col("line") > 0)
-    lines = lines.withColumn("src", F.when(is_dup, F.col("line") - 1).otherwise(F.col("line")))
+    lines = lines.selectExpr("*", "CASE WHEN dirty AND kind = 'duplicate' AND line > 0 THEN line - 1 ELSE line END AS src")
 
     # Order of the source line: the last line in its block that starts an order.
-    src = F.col("src")
-    block_start = src - F.pmod(src, F.lit(LINES_PER_BLOCK))
-    order_start = F.lit(None).cast("long")
+    block_start = f"(src - pmod(src, {LINES_PER_BLOCK}))"
+    order_start = "CAST(NULL AS BIGINT)"
     for back in range(LINES_PER_BLOCK - 1, -1, -1):
-        candidate = src - back
-        starts = (candidate == block_start) | (_uniform(seed, candidate, "order") < ORDER_START_PROB)
-        order_start = F.when((candidate >= block_start) & starts, candidate).otherwise(order_start)
-    lines = lines.withColumn("order_start", order_start)
+        candidate = f"(src - {back})"
+        starts = f"({candidate} = {block_start} OR {u(candidate, 'order')} < {_double(ORDER_START_PROB)})"
+        order_start = f"CASE WHEN {candidate} >= {block_start} AND {starts} THEN {candidate} ELSE {order_start} END"
+    lines = lines.selectExpr("*", f"{order_start} AS order_start")
 
-    order = F.col("order_start")
     n_customers = max(50, rows // 8)
-    lines = lines.select(
+    discount = _pick([str(d) for d in DISCOUNTS], f"CAST(floor({u('src', 'discount')} * {len(DISCOUNTS)}) AS INT)")
+    day = _weighted_index(u("order_start", "day"), _day_weights(first_day, days), buckets=4096)
+    lines = lines.selectExpr(
         "*",
-        _weighted_index(_uniform(seed, src, "product"), pools.product_weights).alias("product_idx"),
-        (_weighted_index(_uniform(seed, src, "quantity"), QUANTITY_WEIGHTS) + 1).alias("qty"),
-        _pick([str(d) for d in DISCOUNTS], F.floor(_uniform(seed, src, "discount") * len(DISCOUNTS)).cast("int"))
-        .cast("decimal(4,2)").alias("discount"),
-        _weighted_index(_uniform(seed, order, "region"), pools.region_weights).alias("region_idx"),
-        F.date_add(F.lit(first_day), _weighted_index(_uniform(seed, order, "day"), _day_weights(first_day, days),
-                                                     buckets=4096)).alias("day"),
-        _weighted_index(_uniform(seed, order, "hour"), HOUR_WEIGHTS).alias("hour"),
-        F.floor(_uniform(seed, order, "second") * 3600).cast("int").alias("second_of_hour"),
+        f"{_weighted_index(u('src', 'product'), pools.product_weights)} AS product_idx",
+        f"{_weighted_index(u('src', 'quantity'), QUANTITY_WEIGHTS)} + 1 AS qty",
+        f"CAST({discount} AS DECIMAL(4,2)) AS discount",
+        f"{_weighted_index(u('order_start', 'region'), pools.region_weights)} AS region_idx",
+        f"date_add(DATE'{first_day.isoformat()}', {day}) AS day",
+        f"{_weighted_index(u('order_start', 'hour'), HOUR_WEIGHTS)} AS hour",
+        f"CAST(floor({u('order_start', 'second')} * 3600) AS INT) AS second_of_hour",
         # squared uniform: a minority of customers buys most often
-        (F.floor(F.pow(_uniform(seed, order, "customer"), 2) * n_customers).cast("long") + 1).alias("customer"),
+        f"CAST(floor(pow({u('order_start', 'customer')}, 2) * {n_customers}) AS BIGINT) + 1 AS customer",
     )
-    product = F.col("product_idx")
-    lines = lines.withColumn(
-        "price",
-        F.round(_pick([str(p) for p in pools.product_prices], product).cast("decimal(12,2)") * F.col("discount"), 2)
-        .cast("decimal(12,2)"),
-    )
-    sale_ts = F.make_timestamp_ntz(
-        F.year("day"), F.month("day"), F.dayofmonth("day"), F.col("hour"),
-        F.floor(F.col("second_of_hour") / 60).cast("int"),
-        F.pmod(F.col("second_of_hour"), F.lit(60)).cast("decimal(8,6)"),
-    )
-    clean = lines.select(
+    price = f"CAST({_pick([str(p) for p in pools.product_prices], 'product_idx')} AS DECIMAL(12,2))"
+    lines = lines.selectExpr("*", f"CAST(round({price} * discount, 2) AS DECIMAL(12,2)) AS price")
+    sale_ts = ("make_timestamp_ntz(year(day), month(day), dayofmonth(day), hour, "
+               "CAST(floor(second_of_hour / 60) AS INT), CAST(pmod(second_of_hour, 60) AS DECIMAL(8,6)))")
+    clean = lines.selectExpr(
         "line", "dirty", "kind", "variant",
-        (src + 1).cast("string").alias("sale_id"),
-        (order + 1).cast("string").alias("order_id"),
-        F.col("customer").cast("string").alias("customer_id"),
-        _pick(pools.products, product).alias("product"),
-        _pick(pools.product_categories, product).alias("category"),
-        _pick(pools.regions, F.col("region_idx")).alias("region"),
-        F.col("qty").cast("string").alias("quantity"),
-        F.col("price").cast("string").alias("unit_price"),
-        (F.col("qty") * F.col("price")).cast("decimal(12,2)").cast("string").alias("amount"),
-        F.date_format(sale_ts, TIMESTAMP_FORMAT).alias("sale_ts"),
+        "CAST(src + 1 AS STRING) AS sale_id",
+        "CAST(order_start + 1 AS STRING) AS order_id",
+        "CAST(customer AS STRING) AS customer_id",
+        f"{_pick(pools.products, 'product_idx')} AS product",
+        f"{_pick(pools.product_categories, 'product_idx')} AS category",
+        f"{_pick(pools.regions, 'region_idx')} AS region",
+        "CAST(qty AS STRING) AS quantity",
+        "CAST(price AS STRING) AS unit_price",
+        "CAST(CAST(qty * price AS DECIMAL(12,2)) AS STRING) AS amount",
+        f"date_format({sale_ts}, '{TIMESTAMP_FORMAT}') AS sale_ts",
     )
     clean = _add_noise(clean, seed)
     # Dirt touches ~2% of lines: a separate branch keeps the common path's generated code small
     # (one big CASE chain over every line made the whole stage ~5x slower).
-    dirty_lines = _add_dirt(clean.filter(F.col("dirty")), run_date)
-    return clean.filter(~F.col("dirty")).select(*RAW_COLUMNS).unionByName(dirty_lines)
+    dirty_lines = _add_dirt(clean.filter("dirty"), run_date)
+    return clean.filter("NOT dirty").select(*RAW_COLUMNS).unionByName(dirty_lines)
 
 
 def _add_noise(df: DataFrame, seed: int) -> DataFrame:
     """Harmless noise that normalization must undo: odd case and stray whitespace (~8% of lines)."""
-    variant = F.col("variant")
-    messy = _uniform(seed, F.col("line"), "messy") < 0.08
-    region = F.when(messy & (variant < 3), F.concat(F.lit("  "), F.lower("region"), F.lit(" "))) \
-        .when(messy & (variant < 6), F.upper("region")).otherwise(F.col("region"))
-    product = F.when(messy & (variant >= 4), F.concat(F.lower("product"), F.lit("\t"))).otherwise(F.col("product"))
-    return df.withColumns({"region": region, "product": product})
+    messy = f"{_uniform(seed, 'line', 'messy')} < {_double(0.08)}"
+    return df.withColumns({
+        "region": F.expr(f"CASE WHEN {messy} AND variant < 3 THEN concat('  ', lower(region), ' ') "
+                         f"WHEN {messy} AND variant < 6 THEN upper(region) ELSE region END"),
+        "product": F.expr(f"CASE WHEN {messy} AND variant >= 4 THEN concat(lower(product), char(9)) "
+                          f"ELSE product END"),
+    })
 
 
 def _add_dirt(df: DataFrame, run_date: date) -> DataFrame:
     """Turns each line into the dirty kind drawn for it (`kind`, with `variant` choosing how)."""
-    variant = F.col("variant")
 
-    def dirty_as(name: str) -> Column:
-        return F.col("kind") == name
+    def maybe_missing(name: str, position: int, value: str | None = None) -> str:
+        # Which required column a `missing_field` line lacks; odd variants are blank, even ones null.
+        return (f"CASE WHEN kind = 'missing_field' AND pmod(variant, 7) = {position} THEN "
+                f"(CASE WHEN variant % 2 = 1 THEN '  ' ELSE CAST(NULL AS STRING) END) "
+                f"ELSE {value or name} END AS {name}")
 
-    # Which required column a `missing_field` line lacks; odd variants are blank, even ones null.
-    missing_col = F.pmod(variant, F.lit(7))
+    def unparseable(position: int) -> str:
+        return f"kind = 'unparseable' AND pmod(variant, 4) = {position}"
 
-    def maybe_missing(name: str, position: int, value: Column) -> Column:
-        return F.when(dirty_as("missing_field") & (missing_col == position),
-                      F.when(variant % 2 == 1, F.lit("  ")).otherwise(F.lit(None).cast("string"))) \
-            .otherwise(value)
-
-    unparseable_col = F.pmod(variant, F.lit(4))
-    quantity = F.when(dirty_as("unparseable") & (unparseable_col == 0), F.lit("two")) \
-        .when(dirty_as("non_positive_quantity"), F.when(variant % 2 == 0, F.lit("0"))
-              .otherwise(F.concat(F.lit("-"), F.col("quantity")))) \
-        .otherwise(F.col("quantity"))
-    unit_price = F.when(dirty_as("unparseable") & (unparseable_col == 1), F.lit("12,5O")) \
-        .when(dirty_as("non_positive_price"), F.when(variant % 2 == 0, F.lit("0.00"))
-              .otherwise(F.concat(F.lit("-"), F.col("unit_price")))) \
-        .otherwise(F.col("unit_price"))
-    amount = F.when(dirty_as("unparseable") & (unparseable_col == 2), F.lit("n/a")) \
-        .when(dirty_as("amount_repair"), F.when(variant % 2 == 0, F.lit(None).cast("string"))
-              .otherwise((F.col("amount").cast("decimal(12,2)") + F.lit(1)).cast("decimal(12,2)").cast("string"))) \
-        .otherwise(F.col("amount"))
-    future_ts = F.date_format(
-        F.make_timestamp_ntz(F.lit(run_date.year), F.lit(run_date.month), F.lit(run_date.day),
-                             F.lit(12), F.lit(0), F.lit(0)) + F.make_interval(days=variant + 1),
-        TIMESTAMP_FORMAT)
-    sale_ts = F.when(dirty_as("unparseable") & (unparseable_col == 3), F.lit("31/02/2026 25:61")) \
-        .when(dirty_as("future_date"), future_ts).otherwise(F.col("sale_ts"))
-
-    return df.select(
-        maybe_missing("sale_id", 0, F.col("sale_id")).alias("sale_id"),
-        maybe_missing("order_id", 1, F.col("order_id")).alias("order_id"),
-        F.col("customer_id"),
-        maybe_missing("product", 2, F.col("product")).alias("product"),
-        F.col("category"),
-        maybe_missing("region", 3, F.col("region")).alias("region"),
-        maybe_missing("quantity", 4, quantity).alias("quantity"),
-        maybe_missing("unit_price", 5, unit_price).alias("unit_price"),
-        amount.alias("amount"),
-        maybe_missing("sale_ts", 6, sale_ts).alias("sale_ts"),
+    quantity = (f"CASE WHEN {unparseable(0)} THEN 'two' "
+                "WHEN kind = 'non_positive_quantity' THEN "
+                "(CASE WHEN variant % 2 = 0 THEN '0' ELSE concat('-', quantity) END) ELSE quantity END")
+    unit_price = (f"CASE WHEN {unparseable(1)} THEN '12,5O' "
+                  "WHEN kind = 'non_positive_price' THEN "
+                  "(CASE WHEN variant % 2 = 0 THEN '0.00' ELSE concat('-', unit_price) END) ELSE unit_price END")
+    amount = (f"CASE WHEN {unparseable(2)} THEN 'n/a' "
+              "WHEN kind = 'amount_repair' THEN (CASE WHEN variant % 2 = 0 THEN CAST(NULL AS STRING) "
+              "ELSE CAST(CAST(CAST(amount AS DECIMAL(12,2)) + 1 AS DECIMAL(12,2)) AS STRING) END) "
+              "ELSE amount END AS amount")
+    future_ts = (f"date_format(make_timestamp_ntz({run_date.year}, {run_date.month}, {run_date.day}, 12, 0, 0) "
+                 f"+ make_interval(0, 0, 0, variant + 1, 0, 0, 0), '{TIMESTAMP_FORMAT}')")
+    sale_ts = (f"CASE WHEN {unparseable(3)} THEN '31/02/2026 25:61' "
+               f"WHEN kind = 'future_date' THEN {future_ts} ELSE sale_ts END")
+    return df.selectExpr(
+        maybe_missing("sale_id", 0),
+        maybe_missing("order_id", 1),
+        "customer_id",
+        maybe_missing("product", 2),
+        "category",
+        maybe_missing("region", 3),
+        maybe_missing("quantity", 4, quantity),
+        maybe_missing("unit_price", 5, unit_price),
+        amount,
+        maybe_missing("sale_ts", 6, sale_ts),
     )
