@@ -10,6 +10,7 @@ from sales_assets.io_managers import PostgresIOManager, SparkParquetIOManager
 from sales_assets.jobs import build_schedule, sales_job
 from sales_assets.resources import ClickHouseResource, PostgresResource, SparkResource
 from sales_assets.resources.spark import spark_config
+from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.run_date import RunDateResource
 from sales_assets.settings import Settings
 
@@ -35,6 +36,7 @@ def build_resources(settings: Settings, spark: SparkResource | None = None) -> d
         "postgres": postgres,
         "clickhouse": clickhouse_resource(settings),
         "run_date": RunDateResource(timezone=settings.timezone),
+        "run_lock": RunLockResource(postgres=postgres),  # every asset requires it: one run at a time
         "parquet_io_manager": SparkParquetIOManager(base_path=str(settings.parquet_dir), spark=spark),
         "postgres_io_manager": PostgresIOManager(postgres=postgres, spark=spark),
     }

@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, MaterializeResult, TableColumn, Table
 from sales_assets.assets.policies import TRANSIENT_RETRIES
 
 from sales_assets.resources.clickhouse import AGGREGATES_COLUMNS, AGGREGATES_TABLE, DATABASE, ClickHouseResource
+from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.run_date import RunDateResource
 
 SERVING_GROUP = "serving"
@@ -39,7 +40,8 @@ def snapshot_for(aggregates: pa.Table, import_date, loaded_at: datetime) -> pa.T
     metadata={"dagster/table_name": f"{DATABASE}.{AGGREGATES_TABLE}", "dagster/column_schema": CLICKHOUSE_SCHEMA},
 )
 def clickhouse_sales_aggregates(context: AssetExecutionContext, sales_aggregates: pa.Table,
-                                clickhouse: ClickHouseResource, run_date: RunDateResource) -> MaterializeResult:
+                                clickhouse: ClickHouseResource, run_date: RunDateResource,
+                                run_lock: RunLockResource) -> MaterializeResult:
     started = time.perf_counter()
     import_date = run_date.for_run(context)
     snapshot = snapshot_for(sales_aggregates, import_date, datetime.now(timezone.utc))

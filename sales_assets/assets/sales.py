@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sales_assets.assets.policies import TRANSIENT_RETRIES
+from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.run_date import RunDateResource
 from sales_assets.settings import Settings
@@ -27,6 +28,9 @@ from sales_assets.transforms.schema import REJECT_REASONS
 INGEST_GROUP = "ingest"
 WAREHOUSE_GROUP = "warehouse"
 
+
+# Every asset takes `run_lock: RunLockResource` without using it: requiring it makes the run take
+# the lock before its first step and keep it to the end, so concurrent materializations queue.
 
 _ENV = Settings.from_env()  # SALES_ROWS, SALES_SEED, SALES_SOURCE_PATH give the config defaults
 
@@ -51,7 +55,7 @@ class RawSalesConfig(Config):
                 "from `source_path`. Stored as Parquet.",
 )
 def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource,
-              run_date: RunDateResource) -> Output[DataFrame]:
+              run_date: RunDateResource, run_lock: RunLockResource) -> Output[DataFrame]:
     day = run_date.for_run(context)
     try:
         if config.source_path:
@@ -84,7 +88,8 @@ def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: Spa
     },
     retry_policy=TRANSIENT_RETRIES,
 )
-def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: RunDateResource):
+def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: RunDateResource,
+                run_lock: RunLockResource):
     """Applies the cleaning rules once; every raw line lands in exactly one of the two tables."""
     started = time.perf_counter()
     classified = classify_sales(raw_sales, run_date.for_run(context)).cache()  # feeds both tables
@@ -115,7 +120,7 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
     metadata={"dagster/table_name": SALES_AGGREGATES.qualified,
               "dagster/column_schema": SALES_AGGREGATES.dagster_schema},
 )
-def sales_aggregates(cleaned_sales: DataFrame) -> Output[DataFrame]:
+def sales_aggregates(cleaned_sales: DataFrame, run_lock: RunLockResource) -> Output[DataFrame]:
     aggregates = aggregate_sales(cleaned_sales).cache()
     by_region = aggregates.filter(F.col("grain") == "region").orderBy(F.col("revenue").desc()).collect()  # ~dozens
     preview = "\n".join(

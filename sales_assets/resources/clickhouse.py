@@ -69,6 +69,12 @@ def client_kwargs(url: str) -> dict:
 _clients: dict[str, object] = {}
 
 
+def close_embedded_engines() -> None:
+    """Closes this process's in-process engines, so that another process can open their path."""
+    for dsn in [d for d in _clients if d.startswith("chdb:")]:
+        _clients.pop(dsn).close()
+
+
 class ClickHouseConnectionError(RuntimeError):
     pass
 
@@ -81,6 +87,8 @@ class ClickHouseResource(ConfigurableResource):
     embedded_path: str = ".data/clickhouse"
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.dsn.startswith("chdb:"):
+            return  # nothing to reach; the engine opens on first use, under the run lock
         # Fail at run start, before any asset writes anything, if ClickHouse is unreachable.
         client = self.get_client()
         try:
