@@ -24,8 +24,9 @@ APPLICATION_NAME = "sales_assets run lock"
 
 
 class RunLockResource(ConfigurableResource):
-    """Held from the start to the end of a run that writes any sales table (the I/O managers
-    depend on it, and a run initializes its resources once, before its first step)."""
+    """Held from the start to the end of a run that materializes any sales asset: every asset
+    requires it, and a run (in-process executor) initializes its resources once, before its first
+    step."""
 
     postgres: ResourceDependency[PostgresResource]
     wait_timeout_s: float = 1800
