@@ -9,8 +9,8 @@ from sales_assets.checks import ALL_CHECKS
 from sales_assets.io_managers import PostgresIOManager, SparkParquetIOManager
 from sales_assets.jobs import build_schedule, sales_job
 from sales_assets.resources import ClickHouseResource, PostgresResource, SparkResource
-from sales_assets.resources.spark import spark_config
 from sales_assets.resources.run_lock import RunLockResource
+from sales_assets.resources.spark import spark_config
 from sales_assets.run_date import RunDateResource
 from sales_assets.settings import Settings
 

@@ -9,7 +9,6 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, TableColumn, TableSchema, asset
 
 from sales_assets.assets.policies import TRANSIENT_RETRIES
-
 from sales_assets.resources.clickhouse import AGGREGATES_COLUMNS, AGGREGATES_TABLE, DATABASE, ClickHouseResource
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.run_date import RunDateResource
@@ -50,7 +49,7 @@ def clickhouse_sales_aggregates(context: AssetExecutionContext, sales_aggregates
     return MaterializeResult(metadata={
         "dagster/row_count": rows,
         "import_date": import_date.isoformat(),
-        "revenue_total": float(sum(r.as_py() for r in pc.filter(snapshot["revenue"], pc.equal(snapshot["grain"], "region")))),
+        "revenue_total": float(pc.sum(pc.filter(snapshot["revenue"], pc.equal(snapshot["grain"], "region"))).as_py() or 0),
         "load_seconds": round(seconds, 3),
         "load_rows_per_s": round(rows / seconds) if seconds else 0,
     })

@@ -28,7 +28,6 @@ from sales_assets.transforms.schema import REJECT_REASONS
 INGEST_GROUP = "ingest"
 WAREHOUSE_GROUP = "warehouse"
 
-
 # Every asset takes `run_lock: RunLockResource` without using it: requiring it makes the run take
 # the lock before its first step and keep it to the end, so concurrent materializations queue.
 

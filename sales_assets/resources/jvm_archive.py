@@ -50,23 +50,16 @@ def _training_run(partial: Path) -> None:
 
     import pyarrow as pa
     from pyspark import SparkContext
-    from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from sales_assets.resources.spark import spark_config
+    from sales_assets.resources.spark import SparkResource, spark_config
     from sales_assets.transforms.aggregate import aggregate_sales
     from sales_assets.transforms.clean import classify_sales, cleaned_lines, rejected_lines
     from sales_assets.transforms.generate import generate_raw_sales
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     config = spark_config("local[2]", **{"spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={partial} {_QUIET}",
                                          "spark.ui.enabled": "false"})
-    builder = SparkSession.builder
-    for key, value in config.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = SparkResource(spark_config=config, stop_on_teardown=False).spark_session
 
     def count_batches(batches):
         yield pa.RecordBatch.from_pydict({"rows": [sum(b.num_rows for b in batches)]})
