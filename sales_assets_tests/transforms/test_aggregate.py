@@ -28,6 +28,10 @@ LINES = [
     # region C: checks 0.01 and 0.04 -> revenue 0.05 over 2 orders = 0.025 -> 0.03 (half up)
     cleaned(6, 5, "C", "P3", 1, "0.01", day=7),
     cleaned(7, 6, "C", "P3", 1, "0.04", day=9),
+    # order 7 breaks the one-region rule (possible in an ingested file): it is one order of P4,
+    # one order in each of D and E, and one order of (D, P4) and of (E, P4)
+    cleaned(8, 7, "D", "P4", 1, "5.00", day=2),
+    cleaned(9, 7, "E", "P4", 1, "7.00", day=2),
 ]
 
 EXPECTED = {
@@ -35,13 +39,18 @@ EXPECTED = {
     ("region", "A", None): (2, 3, 4, D("160.00"), D("80.00"), 3, 5),  # avg(amount) would be 53.33
     ("region", "B", None): (1, 2, 4, D("40.00"), D("40.00"), 1, 1),
     ("region", "C", None): (2, 2, 2, D("0.05"), D("0.03"), 7, 9),
+    ("region", "D", None): (1, 1, 1, D("5.00"), D("5.00"), 2, 2),
+    ("region", "E", None): (1, 1, 1, D("7.00"), D("7.00"), 2, 2),
     ("product", None, "P1"): (3, 4, 6, D("150.00"), D("50.00"), 1, 5),
     ("product", None, "P2"): (1, 1, 2, D("50.00"), D("50.00"), 3, 3),
     ("product", None, "P3"): (2, 2, 2, D("0.05"), D("0.03"), 7, 9),
+    ("product", None, "P4"): (1, 2, 2, D("12.00"), D("12.00"), 2, 2),  # one order, not two
     ("region_product", "A", "P1"): (2, 2, 2, D("110.00"), D("55.00"), 3, 5),
     ("region_product", "A", "P2"): (1, 1, 2, D("50.00"), D("50.00"), 3, 3),
     ("region_product", "B", "P1"): (1, 2, 4, D("40.00"), D("40.00"), 1, 1),
     ("region_product", "C", "P3"): (2, 2, 2, D("0.05"), D("0.03"), 7, 9),
+    ("region_product", "D", "P4"): (1, 1, 1, D("5.00"), D("5.00"), 2, 2),
+    ("region_product", "E", "P4"): (1, 1, 1, D("7.00"), D("7.00"), 2, 2),
 }
 
 

@@ -81,6 +81,13 @@ def test_rejected_lines_keep_the_raw_text(classified):
     assert rejected["4"]["product"] is None
 
 
+def test_kept_lines_carry_no_raw_text(classified):
+    # the classified frame is cached: raw text only where it is needed (rejected lines) keeps it small
+    kept = classified.filter("reason is null")
+    assert kept.count() > 0
+    assert kept.filter(" or ".join(f"{c} is not null" for c in RAW_COLUMNS)).count() == 0
+
+
 def test_kept_lines_are_normalized_and_typed(classified):
     kept = by_sale_id(cleaned_lines(classified).collect())
     first = kept[1]
