@@ -99,7 +99,8 @@ def test_aggregates_check_fails_on_a_wrong_total(good_run, run_check, pg):
 def test_clickhouse_reconciliation_fails_on_a_missing_row(good_run, run_check, ch):
     ch.get_client().command(
         f"alter table sales.sales_aggregates delete where import_date = '{RUN_DATE}' and grain = 'region' "
-        "and region = (select min(region) from sales.sales_aggregates) settings mutations_sync = 1")
+        f"and region = (select min(region) from sales.sales_aggregates where import_date = '{RUN_DATE}') "
+        "settings mutations_sync = 1")
     evaluation = run_check(C.clickhouse_snapshot_matches_postgres)
     assert not evaluation.passed and evaluation.metadata["only_in_postgres"].value == 1
 
