@@ -7,7 +7,7 @@ the DataFrame is cast to, and the `TableSchema` the Dagster UI shows: one defini
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 from dagster import TableColumn, TableColumnConstraints, TableSchema
@@ -69,6 +69,13 @@ class PgTable:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def project(self, names) -> "PgTable":
+        """The table seen through some of its columns (in table order), e.g. to read only those."""
+        unknown = sorted(set(names) - set(self.column_names))
+        if unknown:
+            raise KeyError(f"{self.qualified} has no column(s) {', '.join(unknown)}")
+        return replace(self, columns=tuple(c for c in self.columns if c.name in set(names)))
 
     def create_sql(self, name: str | None = None) -> str:
         cols = [f"{c.name} {c.pg_type}{'' if c.nullable else ' not null'}" for c in self.columns]

@@ -6,7 +6,7 @@ import time
 from typing import Optional
 
 from dagster import (
-    AssetExecutionContext, AssetOut, Config, Failure, MetadataValue, Output, asset, multi_asset,
+    AssetExecutionContext, AssetIn, AssetOut, Config, Failure, MetadataValue, Output, asset, multi_asset,
 )
 from pydantic import Field
 from pyspark.sql import DataFrame
@@ -18,7 +18,7 @@ from sales_assets.resources.spark import SparkResource
 from sales_assets.run_date import RunDateResource
 from sales_assets.settings import Settings
 from sales_assets.tables import CLEANED_SALES, REJECTED_SALES, SALES_AGGREGATES
-from sales_assets.transforms.aggregate import aggregate_sales
+from sales_assets.transforms.aggregate import AGGREGATE_INPUT_COLUMNS, aggregate_sales
 from sales_assets.transforms.clean import classify_sales, cleaned_lines, cleaning_counts, rejected_lines
 from sales_assets.transforms.generate import generate_raw_sales
 from sales_assets.transforms.ingest import read_raw_file
@@ -114,8 +114,9 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
     kinds={"spark", "postgres"},
     group_name=WAREHOUSE_GROUP,
     retry_policy=TRANSIENT_RETRIES,
-    description=SALES_AGGREGATES.description + " Read from sales.cleaned_sales, one pass with "
-                "GROUPING SETS; avg_check = revenue / distinct orders of the group.",
+    description=SALES_AGGREGATES.description + " Read from sales.cleaned_sales (the columns it needs), "
+                "one pass; avg_check = revenue / distinct orders of the group.",
+    ins={"cleaned_sales": AssetIn(metadata={"columns": list(AGGREGATE_INPUT_COLUMNS)})},
     metadata={"dagster/table_name": SALES_AGGREGATES.qualified,
               "dagster/column_schema": SALES_AGGREGATES.dagster_schema},
 )

@@ -10,6 +10,8 @@ AGGREGATE_COLUMNS: tuple[str, ...] = (
     "first_sale", "last_sale",
 )
 AGG_MONEY = "decimal(18,2)"
+# the cleaned columns the metrics need
+AGGREGATE_INPUT_COLUMNS: tuple[str, ...] = ("order_id", "product", "region", "quantity", "amount", "sale_ts")
 
 
 def aggregate_sales(cleaned: DataFrame) -> DataFrame:

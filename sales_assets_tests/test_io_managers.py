@@ -1,0 +1,55 @@
+"""The PostgreSQL I/O manager's reads, against the real server, in a schema of their own."""
+
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from dagster import AssetKey, PythonObjectDagsterType, build_input_context
+from pyspark.sql import DataFrame
+
+import sales_assets.io_managers.postgres as pg_io
+from sales_assets.io_managers.pg_transfer import replace_table
+from sales_assets.tables import CLEANED_SALES
+
+TEST_TABLE = replace(CLEANED_SALES, schema="io_manager_test")
+ROWS = [(i, 100 + i // 2, 7, "Lamp", "Home", "Moscow", 1 + i % 3, Decimal("9.99"), Decimal("9.99") * (1 + i % 3),
+         datetime(2026, 11, 1 + i % 28, 12)) for i in range(1, 41)]
+
+
+@pytest.fixture(scope="module")
+def io_manager(spark, spark_resource, pg, monkeypatch_module):
+    replace_table(spark.createDataFrame(ROWS, CLEANED_SALES.spark_schema), pg.dsn, TEST_TABLE)
+    monkeypatch_module.setitem(pg_io.PG_TABLES, "cleaned_sales", TEST_TABLE)
+    yield pg_io.PostgresIOManager(postgres=pg, spark=spark_resource, read_partitions=3)
+    with pg.connect() as conn:
+        conn.execute(f"drop schema {TEST_TABLE.schema} cascade")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def load(io_manager, **metadata) -> DataFrame:
+    context = build_input_context(asset_key=AssetKey("cleaned_sales"), definition_metadata=metadata,
+                                  dagster_type=PythonObjectDagsterType(DataFrame))
+    return io_manager.load_input(context)
+
+
+def test_reads_the_whole_table_typed(io_manager):
+    frame = load(io_manager)
+    assert frame.columns == CLEANED_SALES.column_names
+    assert sorted(tuple(r) for r in frame.collect()) == sorted(ROWS)
+
+
+def test_columns_metadata_reads_only_those_columns(io_manager):
+    frame = load(io_manager, columns=["amount", "order_id"])
+    assert frame.columns == ["order_id", "amount"]  # table order
+    assert sorted(tuple(r) for r in frame.collect()) == sorted((r[1], r[8]) for r in ROWS)
+
+
+def test_an_unknown_column_is_a_clear_error(io_manager):
+    with pytest.raises(KeyError, match="no column.*amout"):
+        load(io_manager, columns=["amout"])
