@@ -72,10 +72,10 @@ class PgTable:
 
     def project(self, names) -> "PgTable":
         """The table seen through some of its columns (in table order), e.g. to read only those."""
-        unknown = sorted(set(names) - set(self.column_names))
-        if unknown:
+        wanted = set(names)
+        if unknown := sorted(wanted - set(self.column_names)):
             raise KeyError(f"{self.qualified} has no column(s) {', '.join(unknown)}")
-        return replace(self, columns=tuple(c for c in self.columns if c.name in set(names)))
+        return replace(self, columns=tuple(c for c in self.columns if c.name in wanted))
 
     def create_sql(self, name: str | None = None) -> str:
         cols = [f"{c.name} {c.pg_type}{'' if c.nullable else ' not null'}" for c in self.columns]
