@@ -94,3 +94,18 @@ def run_job(defs, instance):
 def query(pg, sql: str, params=()) -> list[tuple]:
     with pg.connect() as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def cleaning_counts(classified) -> dict[str, int]:
+    """Rows per outcome of a classified frame: `kept`, `amount_repaired`, one key per reject reason
+    (what the pipeline tallies while it writes the tables)."""
+    from pyspark.sql import functions as F
+
+    outcome = F.coalesce(F.col("reason"), F.lit("kept"))
+    rows = classified.groupBy(outcome.alias("outcome")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.col("amount_repaired").cast("long")).alias("repaired")
+    ).collect()  # one row per outcome: a handful
+    counts = {r["outcome"]: r["n"] for r in rows}
+    counts["amount_repaired"] = sum(r["repaired"] or 0 for r in rows)
+    counts.setdefault("kept", 0)
+    return counts

@@ -29,8 +29,8 @@ def good_state(run_job, pg, ch):
 def test_postgres_load_failing_halfway_keeps_the_previous_table(good_state, run_job, pg, monkeypatch):
     original = pg_transfer._copy_partition_fn
 
-    def failing_after_first_batch(dsn, schema_name, stage, copy_schema):
-        copy = original(dsn, schema_name, stage, copy_schema)
+    def failing_after_first_batch(dsn, targets, tally):
+        copy = original(dsn, targets, tally)
 
         def copy_then_fail(batches):
             def some_then_boom():
@@ -91,13 +91,14 @@ def test_a_transient_load_failure_is_retried_and_the_run_succeeds(good_state, ru
     marker = str(tmp_path / "failed-once")
     original = pg_transfer._copy_partition_fn
 
-    def failing_once(dsn, schema_name, stage, copy_schema):
-        copy = original(dsn, schema_name, stage, copy_schema)
+    def failing_once(dsn, targets, tally):
+        copy = original(dsn, targets, tally)
+        loads_cleaned_sales = any(stage.startswith("_stage_cleaned_sales") for _, _, stage, _ in targets)
 
         def copy_or_fail_first_time(batches):
             import os
 
-            if stage.startswith("_stage_cleaned_sales") and not os.path.exists(marker):
+            if loads_cleaned_sales and not os.path.exists(marker):
                 open(marker, "w").close()
                 raise ConnectionError("injected: connection reset by peer")
             yield from copy(batches)

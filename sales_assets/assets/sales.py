@@ -2,24 +2,27 @@
 `sales_assets.transforms`, storage in the I/O managers."""
 
 
-import time
 from typing import Optional
 
 from dagster import (
-    AssetExecutionContext, AssetIn, AssetOut, Config, Failure, MetadataValue, Output, asset, multi_asset,
+    AssetExecutionContext, AssetIn, AssetOut, Config, Failure, MaterializeResult, MetadataValue, Output, asset,
+    multi_asset,
 )
 from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sales_assets.assets.policies import TRANSIENT_RETRIES
+from sales_assets.io_managers.pg_transfer import replace_tables
+from sales_assets.io_managers.postgres import table_metadata
+from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.run_date import RunDateResource
 from sales_assets.settings import Settings
 from sales_assets.tables import CLEANED_SALES, REJECTED_SALES, SALES_AGGREGATES
 from sales_assets.transforms.aggregate import AGGREGATE_INPUT_COLUMNS, aggregate_sales
-from sales_assets.transforms.clean import classify_sales, cleaned_lines, cleaning_counts, rejected_lines
+from sales_assets.transforms.clean import classify_sales, routed_lines
 from sales_assets.transforms.generate import generate_raw_sales
 from sales_assets.transforms.ingest import read_raw_file
 from sales_assets.transforms.schema import REJECT_REASONS
@@ -72,6 +75,7 @@ def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: Spa
 
 @multi_asset(
     outs={
+        # written here, in one pass, both tables in one transaction; the I/O manager loads them
         "cleaned_sales": AssetOut(
             io_manager_key="postgres_io_manager", kinds={"spark", "postgres"}, group_name=WAREHOUSE_GROUP,
             description=CLEANED_SALES.description,
@@ -88,25 +92,25 @@ def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: Spa
     retry_policy=TRANSIENT_RETRIES,
 )
 def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: RunDateResource,
-                run_lock: RunLockResource):
-    """Applies the cleaning rules once; every raw line lands in exactly one of the two tables."""
-    started = time.perf_counter()
-    classified = classify_sales(raw_sales, run_date.for_run(context)).cache()  # feeds both tables
-    try:
-        counts = cleaning_counts(classified)
-        raw_rows = sum(counts.get(k, 0) for k in ("kept", *REJECT_REASONS))
-        rejected = raw_rows - counts["kept"]
-        yield Output(cleaned_lines(classified), "cleaned_sales", metadata={
-            "raw_rows": raw_rows,
-            "amount_repaired": counts["amount_repaired"],
-            "clean_seconds": round(time.perf_counter() - started, 3),
-        })
-        yield Output(rejected_lines(classified), "rejected_sales", metadata={
-            "rejected_share_pct": round(100 * rejected / raw_rows, 3) if raw_rows else 0.0,
-            **{f"rejected_{reason}": counts.get(reason, 0) for reason in REJECT_REASONS},
-        })
-    finally:
-        classified.unpersist()
+                postgres: PostgresResource, run_lock: RunLockResource):
+    """Applies the cleaning rules and writes both tables in one pass over the raw lines: every raw
+    line lands in exactly one of them, and readers see both tables of the same run or of none."""
+    classified = classify_sales(raw_sales, run_date.for_run(context))
+    load = replace_tables(routed_lines(classified), postgres.dsn, [CLEANED_SALES, REJECTED_SALES],
+                          tally=["reason", "amount_repaired"])
+    reasons = load.tallies["reason"]
+    raw_rows = sum(load.rows.values())
+    rejected = load.rows[REJECTED_SALES.name]
+    yield MaterializeResult(asset_key="cleaned_sales", metadata={
+        **table_metadata(CLEANED_SALES, load, postgres.location),
+        "raw_rows": raw_rows,
+        "amount_repaired": load.tallies["amount_repaired"].get("true", 0),
+    })
+    yield MaterializeResult(asset_key="rejected_sales", metadata={
+        **table_metadata(REJECTED_SALES, load, postgres.location),
+        "rejected_share_pct": round(100 * rejected / raw_rows, 3) if raw_rows else 0.0,
+        **{f"rejected_{reason}": reasons.get(reason, 0) for reason in REJECT_REASONS},
+    })
 
 
 @asset(

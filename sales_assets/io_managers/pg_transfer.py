@@ -8,9 +8,12 @@ No JDBC jar, no row ever collected to the driver, and the same code runs on a Sp
 
 from __future__ import annotations
 
-import itertools
+import collections
+import queue
+import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -27,76 +30,204 @@ class LoadStats:
     seconds: float
 
 
+@dataclass(frozen=True)
+class SplitLoadStats:
+    """What `replace_tables` wrote: rows per table, value counts of the tallied columns."""
+    rows: dict[str, int]
+    tallies: dict[str, dict[str, int]]
+    seconds: float
+
+
 def _copy_schema(table: PgTable) -> pa.Schema:
     # nullability is the table's business (NOT NULL), Arrow batches from Spark are all nullable
     return pa.schema([pa.field(c.name, c.arrow_type) for c in table.columns])
 
 
-def _copy_partition_fn(dsn: str, schema_name: str, stage: str, copy_schema: pa.Schema):
-    def copy_partition(batches):
+_ABORT = object()
+
+
+class _CopyFeed:
+    """One table's binary COPY (ADBC `adbc_ingest`) in its own thread, fed batch by batch, so a
+    partition streams into several tables at once without buffering any of them. The connection
+    opens with the first batch: a table no row of the partition goes to costs nothing."""
+
+    def __init__(self, dsn: str, schema_name: str, stage: str, schema: pa.Schema):
+        self._dsn, self._schema_name, self._stage, self.schema = dsn, schema_name, stage, schema
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.rows = 0
+
+    def _batches(self):
+        while (item := self._queue.get()) is not None:
+            if item is _ABORT:  # fail the COPY, so its transaction rolls back and the connection closes
+                raise RuntimeError("partition failed upstream")
+            yield item
+
+    def _copy(self) -> None:
         import adbc_driver_postgresql.dbapi as adbc
 
-        first = next(batches, None)
-        if first is None:  # an empty partition needs no connection
-            yield pa.RecordBatch.from_pydict({"rows": [0]})
+        try:
+            reader = pa.RecordBatchReader.from_batches(self.schema, self._batches())
+            with adbc.connect(self._dsn) as conn:
+                with conn.cursor() as cur:
+                    cur.adbc_ingest(self._stage, reader, mode="append", db_schema_name=self._schema_name)
+                conn.commit()
+        except BaseException as exc:  # raised in the feeding thread at its next put or close
+            self._error = exc
+
+    def _put(self, item) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._copy, name=f"copy {self._stage}", daemon=True)
+            self._thread.start()
+        self.rows += batch.num_rows
+        self._put(batch)
+
+    def close(self) -> None:
+        """Ends the COPY and waits for its commit; raises what the COPY raised."""
+        if self._thread is None:
             return
-        counted = [0]
+        self._put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
-        def typed():
-            for batch in itertools.chain([first], batches):
-                counted[0] += batch.num_rows
-                yield batch.cast(copy_schema)
+    def abort(self) -> None:
+        if self._thread is None or self._error is not None:
+            return
+        try:
+            self._put(_ABORT)
+        except BaseException:  # the COPY failed on its own meanwhile: nothing left to stop
+            pass
+        self._thread.join()
 
-        reader = pa.RecordBatchReader.from_batches(copy_schema, typed())
-        with adbc.connect(dsn) as conn:
-            with conn.cursor() as cur:
-                cur.adbc_ingest(stage, reader, mode="append", db_schema_name=schema_name)
-            conn.commit()
-        yield pa.RecordBatch.from_pydict({"rows": [counted[0]]})
+
+_RESULT_SCHEMA = "kind string, name string, value string, n long"
+
+
+def _copy_partition_fn(dsn: str, targets: list[tuple[str, str, str, pa.Schema]], tally: tuple[str, ...]):
+    """Per partition: each row goes to the tables whose struct column is set on it."""
+
+    def copy_partition(batches):
+        import pyarrow.compute as pc
+
+        feeds = {column: _CopyFeed(dsn, schema_name, stage, schema) for column, schema_name, stage, schema in targets}
+        counts: collections.Counter = collections.Counter()
+        try:
+            for batch in batches:
+                for column, feed in feeds.items():
+                    routed = batch.column(column)
+                    if routed.null_count == len(routed):
+                        continue
+                    if routed.null_count:
+                        routed = routed.filter(routed.is_valid())
+                    feed.put(pa.RecordBatch.from_struct_array(routed).cast(feed.schema))
+                for name in tally:
+                    for entry in pc.value_counts(batch.column(name).cast(pa.string())).to_pylist():
+                        counts[(name, entry["values"])] += entry["counts"]
+            for feed in feeds.values():
+                feed.close()
+        except BaseException:
+            for feed in feeds.values():
+                feed.abort()
+            raise
+        results = [("rows", column, None, feed.rows) for column, feed in feeds.items()]
+        results += [("tally", name, value, n) for (name, value), n in counts.items()]
+        yield pa.RecordBatch.from_pylist(
+            [dict(zip(("kind", "name", "value", "n"), r)) for r in results],
+            schema=pa.schema([("kind", pa.string()), ("name", pa.string()), ("value", pa.string()), ("n", pa.int64())]),
+        )
 
     return copy_partition
 
 
-def replace_table(df: DataFrame, dsn: str, table: PgTable) -> LoadStats:
-    """Replaces `table` with the rows of `df`, atomically: readers see the old table until the
-    new one is complete, keyed and analyzed; a failure leaves the old table untouched."""
+def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally: Sequence[str] = ()) -> SplitLoadStats:
+    """Replaces every table of `tables` in one pass over `frame` and one transaction.
+
+    `frame` has one struct column per table, named after it, holding that table's columns; a row
+    goes to each table whose struct is set on it (e.g. kept lines to one, rejected to another).
+    `tally` names columns whose value counts come back with the load, so no second pass is needed
+    to count them. Readers see the old tables until all new ones are complete and keyed; a failure
+    leaves the old tables untouched."""
     started = time.perf_counter()
-    stage = checked_identifier(f"_stage_{table.name}_{uuid.uuid4().hex[:8]}")
-    staged = f"{table.schema}.{stage}"
-    frame = df.select(*[F.col(c.name).cast(c.spark_type) for c in table.columns])
+    tally = tuple(tally)
+    if missing := [name for name in (*(t.name for t in tables), *tally) if name not in frame.columns]:
+        raise ValueError(f"frame has no column(s) {', '.join(missing)} to route or tally")
+    stages = {t.name: checked_identifier(f"_stage_{t.name}_{uuid.uuid4().hex[:8]}") for t in tables}
+    locked = sorted(tables, key=lambda t: t.qualified)  # always the same order: concurrent loads cannot deadlock
     with psycopg.connect(dsn, autocommit=True) as conn:
-        # one load of a table at a time; a crashed run's staging tables are dropped here
-        conn.execute("select pg_advisory_lock(hashtext(%s))", (table.qualified,))
+        for table in locked:  # one load of a table at a time
+            conn.execute("select pg_advisory_lock(hashtext(%s))", (table.qualified,))
         try:
-            conn.execute(f"create schema if not exists {table.schema}")
-            for (leftover,) in conn.execute(
-                "select tablename from pg_tables where schemaname = %s and tablename like %s",
-                (table.schema, f"\\_stage\\_{table.name}\\_%"),
-            ).fetchall():
-                conn.execute(f"drop table if exists {table.schema}.{checked_identifier(leftover)}")
-            conn.execute(table.create_sql(stage))
+            for table in tables:
+                conn.execute(f"create schema if not exists {table.schema}")
+                _drop_leftover_stages(conn, table)  # a crashed run's
+                conn.execute(table.create_sql(stages[table.name]))
             try:
-                copy = _copy_partition_fn(dsn, table.schema, stage, _copy_schema(table))
-                rows = frame.mapInArrow(copy, "rows long").agg(F.sum("rows")).first()[0] or 0
-                for stmt in table.key_sql(stage):
-                    conn.execute(stmt)
+                copy = _copy_partition_fn(
+                    dsn, [(t.name, t.schema, stages[t.name], _copy_schema(t)) for t in tables], tally)
+                written = (frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA)
+                           .groupBy("kind", "name", "value").agg(F.sum("n").alias("n")).collect())  # a handful
+                for table in tables:
+                    for stmt in table.key_sql(stages[table.name]):
+                        conn.execute(stmt)
                 with conn.transaction():
-                    conn.execute(f"drop table if exists {table.qualified}")
-                    conn.execute(f"alter table {staged} rename to {table.name}")
-                    for suffix in ("pkey", "key"):
-                        for (name,) in conn.execute(
-                            "select conname from pg_constraint where conrelid = %s::regclass and conname like %s",
-                            (table.qualified, f"{stage}%{suffix}"),
-                        ).fetchall():
-                            conn.execute(f"alter table {table.qualified} rename constraint "
-                                         f"{checked_identifier(name)} to {table.name}_{suffix}")
+                    for table in tables:
+                        _swap_in(conn, table, stages[table.name])
             except BaseException:
-                conn.execute(f"drop table if exists {staged}")
+                for table in tables:
+                    conn.execute(f"drop table if exists {table.schema}.{stages[table.name]}")
                 raise
-            conn.execute(f"analyze {table.qualified}")
+            for table in tables:
+                conn.execute(f"analyze {table.qualified}")
         finally:
-            conn.execute("select pg_advisory_unlock(hashtext(%s))", (table.qualified,))
-    return LoadStats(rows=int(rows), seconds=time.perf_counter() - started)
+            for table in reversed(locked):
+                conn.execute("select pg_advisory_unlock(hashtext(%s))", (table.qualified,))
+    rows = {t.name: 0 for t in tables}
+    tallies: dict[str, dict[str, int]] = {name: {} for name in tally}
+    for r in written:
+        if r["kind"] == "rows":
+            rows[r["name"]] = int(r["n"])
+        else:
+            tallies[r["name"]][r["value"]] = int(r["n"])
+    return SplitLoadStats(rows=rows, tallies=tallies, seconds=time.perf_counter() - started)
+
+
+def replace_table(df: DataFrame, dsn: str, table: PgTable) -> LoadStats:
+    """Replaces `table` with the rows of `df`, atomically (see `replace_tables`)."""
+    routed = df.select(F.struct(*[F.col(c.name).cast(c.spark_type).alias(c.name) for c in table.columns]).alias(table.name))
+    stats = replace_tables(routed, dsn, [table])
+    return LoadStats(rows=stats.rows[table.name], seconds=stats.seconds)
+
+
+def _drop_leftover_stages(conn: psycopg.Connection, table: PgTable) -> None:
+    for (leftover,) in conn.execute(
+        "select tablename from pg_tables where schemaname = %s and tablename like %s",
+        (table.schema, f"\\_stage\\_{table.name}\\_%"),
+    ).fetchall():
+        conn.execute(f"drop table if exists {table.schema}.{checked_identifier(leftover)}")
+
+
+def _swap_in(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
+    """Inside the caller's transaction: the staged table becomes `table`, and its constraints (the
+    key, and NOT NULL on PostgreSQL 18+) are renamed from the staging name to the table's."""
+    conn.execute(f"drop table if exists {table.qualified}")
+    conn.execute(f"alter table {table.schema}.{stage} rename to {table.name}")
+    for (name,) in conn.execute("select conname from pg_constraint where conrelid = %s::regclass",
+                                (table.qualified,)).fetchall():
+        if name.startswith(stage):
+            conn.execute(f"alter table {table.qualified} rename constraint {checked_identifier(name)} "
+                         f"to {checked_identifier(table.name + name[len(stage):])}")
 
 
 def _select_sql(table: PgTable) -> str:

@@ -5,10 +5,25 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 from pyspark.sql import DataFrame
 
-from sales_assets.io_managers.pg_transfer import read_arrow, read_frame, replace_table
+from sales_assets.io_managers.pg_transfer import LoadStats, SplitLoadStats, read_arrow, read_frame, replace_table
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.tables import PG_TABLES, PgTable
+
+
+def table_metadata(table: PgTable, load: LoadStats | SplitLoadStats, location: str) -> dict:
+    """What the UI shows for a loaded table. With several tables written in one pass, the
+    seconds and rows/s are those of the whole pass."""
+    rows = load.rows[table.name] if isinstance(load, SplitLoadStats) else load.rows
+    total = sum(load.rows.values()) if isinstance(load, SplitLoadStats) else load.rows
+    return {
+        "dagster/table_name": table.qualified,
+        "dagster/row_count": rows,
+        "dagster/column_schema": table.dagster_schema,
+        "postgres": location,
+        "load_seconds": round(load.seconds, 3),
+        "load_rows_per_s": round(total / load.seconds) if load.seconds else 0,
+    }
 
 
 def table_for(asset_key) -> PgTable:
@@ -32,14 +47,7 @@ class PostgresIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         table = table_for(context.asset_key)
         stats = replace_table(obj, self.postgres.dsn, table)
-        context.add_output_metadata({
-            "dagster/table_name": table.qualified,
-            "dagster/row_count": stats.rows,
-            "dagster/column_schema": table.dagster_schema,
-            "postgres": self.postgres.location,
-            "load_seconds": round(stats.seconds, 3),
-            "load_rows_per_s": round(stats.rows / stats.seconds) if stats.seconds else 0,
-        })
+        context.add_output_metadata(table_metadata(table, stats, self.postgres.location))
 
     def load_input(self, context: InputContext):
         table = table_for(context.asset_key)

@@ -54,7 +54,7 @@ def _training_run(partial: Path) -> None:
 
     from sales_assets.resources.spark import SparkResource, spark_config
     from sales_assets.transforms.aggregate import aggregate_sales
-    from sales_assets.transforms.clean import classify_sales, cleaned_lines, rejected_lines
+    from sales_assets.transforms.clean import classify_sales, cleaned_lines, routed_lines
     from sales_assets.transforms.generate import generate_raw_sales
 
     config = spark_config("local[2]", **{"spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={partial} {_QUIET}",
@@ -66,9 +66,8 @@ def _training_run(partial: Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         generate_raw_sales(spark, rows=2000, seed=1, run_date=date(2026, 1, 1)).write.parquet(f"{tmp}/raw")
-        classified = classify_sales(spark.read.parquet(f"{tmp}/raw"), date(2026, 1, 1)).cache()
-        cleaned_lines(classified).mapInArrow(count_batches, "rows long").agg(F.sum("rows")).collect()
-        rejected_lines(classified).write.format("noop").mode("overwrite").save()
+        classified = classify_sales(spark.read.parquet(f"{tmp}/raw"), date(2026, 1, 1))
+        routed_lines(classified).mapInArrow(count_batches, "rows long").agg(F.sum("rows")).collect()
         aggregate_sales(cleaned_lines(classified)).write.format("noop").mode("overwrite").save()
     jvm = SparkContext._gateway.proc
     spark.stop()

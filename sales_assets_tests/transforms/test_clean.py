@@ -6,9 +6,10 @@ from decimal import Decimal
 import pytest
 
 from sales_assets.transforms.clean import (
-    MissingColumnsError, classify_sales, cleaned_lines, cleaning_counts, rejected_lines,
+    MissingColumnsError, classify_sales, cleaned_lines, rejected_lines, routed_lines,
 )
 from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets_tests.conftest import cleaning_counts
 
 RUN_DATE = date(2026, 11, 29)
 
@@ -81,11 +82,14 @@ def test_rejected_lines_keep_the_raw_text(classified):
     assert rejected["4"]["product"] is None
 
 
-def test_kept_lines_carry_no_raw_text(classified):
-    # the classified frame is cached: raw text only where it is needed (rejected lines) keeps it small
-    kept = classified.filter("reason is null")
-    assert kept.count() > 0
-    assert kept.filter(" or ".join(f"{c} is not null" for c in RAW_COLUMNS)).count() == 0
+def test_routed_lines_carry_each_line_once_in_its_table_shape(classified):
+    # what the one-pass load writes: each line in exactly one struct, the same rows as the split
+    routed = routed_lines(classified)
+    assert routed.filter("(cleaned_sales is null) = (rejected_sales is null)").count() == 0
+    assert sorted(routed.filter("cleaned_sales is not null").select("cleaned_sales.*").collect()) == \
+        sorted(cleaned_lines(classified).collect())
+    assert sorted(routed.filter("rejected_sales is not null").select("rejected_sales.*").collect(), key=repr) == \
+        sorted(rejected_lines(classified).collect(), key=repr)
 
 
 def test_kept_lines_are_normalized_and_typed(classified):

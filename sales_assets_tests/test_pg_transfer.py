@@ -1,0 +1,97 @@
+"""Writing several PostgreSQL tables in one pass (`replace_tables`), against the real server, in a
+schema of its own: rows routed by struct column, value counts on the way, one swap for all."""
+
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import functions as F
+
+from sales_assets.io_managers import pg_transfer
+from sales_assets.io_managers.pg_transfer import replace_tables
+from sales_assets.tables import CLEANED_SALES, REJECTED_SALES
+from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets_tests.conftest import query
+
+pytestmark = pytest.mark.integration
+SCHEMA = "transfer_test"
+KEPT, REJECTED = replace(CLEANED_SALES, schema=SCHEMA), replace(REJECTED_SALES, schema=SCHEMA)
+
+
+def lines(spark, n: int, reject_every: int):
+    """`n` lines; every `reject_every`-th is rejected, alternately as 'bad_1' and 'bad_0'."""
+    frame = spark.range(1, n + 1, numPartitions=3).selectExpr(
+        "id", f"CASE WHEN id % {reject_every} = 0 THEN concat('bad_', CAST(id DIV {reject_every} % 2 AS STRING)) END "
+              "AS reason")
+    kept = F.struct(
+        F.col("id").alias("sale_id"), F.floor(F.col("id") / 2).cast("bigint").alias("order_id"), F.lit(7).cast("bigint").alias("customer_id"),
+        F.lit("Lamp").alias("product"), F.lit("Home").alias("category"), F.lit("Moscow").alias("region"),
+        F.lit(2).alias("quantity"), F.lit(Decimal("4.50")).cast("decimal(12,2)").alias("unit_price"),
+        F.lit(Decimal("9.00")).cast("decimal(12,2)").alias("amount"),
+        F.lit(datetime(2026, 11, 1, 12)).cast("timestamp_ntz").alias("sale_ts"))
+    rejected = F.struct(*[F.col("id").cast("string").alias(c) if c == "sale_id" else F.lit(None).cast("string").alias(c)
+                          for c in RAW_COLUMNS], F.col("reason"))
+    return frame.select(F.when(F.col("reason").isNull(), kept).alias(KEPT.name),
+                        F.when(F.col("reason").isNotNull(), rejected).alias(REJECTED.name), "reason")
+
+
+@pytest.fixture
+def tables(pg):
+    yield
+    with pg.connect() as conn:
+        conn.execute(f"drop schema if exists {SCHEMA} cascade")
+
+
+def snapshot(pg):
+    return (query(pg, f"select sale_id, order_id, amount from {KEPT.qualified} order by sale_id"),
+            query(pg, f"select sale_id, reason from {REJECTED.qualified} order by sale_id::bigint"))
+
+
+def test_one_pass_fills_every_table_with_its_rows_and_counts_values(tables, spark, pg):
+    load = replace_tables(lines(spark, 1000, reject_every=10), pg.dsn, [KEPT, REJECTED], tally=["reason"])
+    assert load.rows == {KEPT.name: 900, REJECTED.name: 100}
+    assert load.tallies == {"reason": {None: 900, "bad_0": 50, "bad_1": 50}}
+    kept, rejected = snapshot(pg)
+    assert [r[0] for r in kept] == [i for i in range(1, 1001) if i % 10]
+    assert kept[0] == (1, 0, Decimal("9.00"))
+    assert rejected[:2] == [("10", "bad_1"), ("20", "bad_0")] and len(rejected) == 100
+    # keyed like the contract says, and no staging table left behind
+    constraints = [name for (name,) in query(
+        pg, f"select conname from pg_constraint where conrelid = '{KEPT.qualified}'::regclass")]
+    assert "cleaned_sales_pkey" in constraints
+    assert [name for name in constraints if not name.startswith("cleaned_sales_")] == []
+    assert query(pg, f"select tablename from pg_tables where schemaname = '{SCHEMA}' order by 1") == \
+        [("cleaned_sales",), ("rejected_sales",)]
+
+
+def test_a_table_no_row_goes_to_is_replaced_by_an_empty_one(tables, spark, pg):
+    replace_tables(lines(spark, 100, reject_every=10), pg.dsn, [KEPT, REJECTED])
+    load = replace_tables(lines(spark, 50, reject_every=1000), pg.dsn, [KEPT, REJECTED])
+    assert load.rows == {KEPT.name: 50, REJECTED.name: 0}
+    assert snapshot(pg)[1] == []
+
+
+def test_when_one_copy_fails_every_table_keeps_its_previous_rows(tables, spark, pg, monkeypatch):
+    replace_tables(lines(spark, 600, reject_every=5), pg.dsn, [KEPT, REJECTED])
+    before = snapshot(pg)
+    original = pg_transfer._copy_partition_fn
+
+    def rejected_copy_fails(dsn, targets, tally):
+        # the COPY of the rejected lines goes to a table that does not exist: it fails mid-pass,
+        # while the kept lines stream into their staging table
+        broken = [(c, s, "no_such_table" if c == REJECTED.name else stage, schema) for c, s, stage, schema in targets]
+        return original(dsn, broken, tally)
+
+    monkeypatch.setattr(pg_transfer, "_copy_partition_fn", rejected_copy_fails)
+    with pytest.raises(Exception, match="no_such_table"):
+        replace_tables(lines(spark, 900, reject_every=3), pg.dsn, [KEPT, REJECTED])
+    assert snapshot(pg) == before  # both old: never new kept lines next to old rejected ones
+    assert query(pg, f"select count(*) from pg_tables where schemaname = '{SCHEMA}' and tablename like '\\_stage%%'") \
+        == [(0,)]
+
+
+def test_a_frame_without_the_route_column_is_a_clear_error(tables, spark, pg):
+    frame = lines(spark, 10, reject_every=2).drop(REJECTED.name)
+    with pytest.raises(ValueError, match="no column.*rejected_sales"):
+        replace_tables(frame, pg.dsn, [KEPT, REJECTED])
