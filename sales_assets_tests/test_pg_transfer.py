@@ -95,3 +95,27 @@ def test_a_frame_without_the_route_column_is_a_clear_error(tables, spark, pg):
     frame = lines(spark, 10, reject_every=2).drop(REJECTED.name)
     with pytest.raises(ValueError, match="no column.*rejected_sales"):
         replace_tables(frame, pg.dsn, [KEPT, REJECTED])
+
+
+def test_rows_committed_by_an_attempt_spark_discarded_fail_the_load(tables, spark, pg, monkeypatch):
+    # On a cluster Spark retries a failed task; if its first attempt had already committed its COPY,
+    # its rows are in the staging table twice. Simulated: each partition is copied (and committed)
+    # once more than the result Spark sees. The load must fail, not double count.
+    replace_tables(lines(spark, 300, reject_every=5), pg.dsn, [KEPT, REJECTED])
+    before = snapshot(pg)
+    original = pg_transfer._copy_partition_fn
+
+    def committed_twice(dsn, targets, tally):
+        copy = original(dsn, targets, tally)
+
+        def copy_partition(batches):
+            batches = list(batches)
+            list(copy(iter(batches)))  # the "failed" attempt: committed, its result lost
+            yield from copy(iter(batches))
+
+        return copy_partition
+
+    monkeypatch.setattr(pg_transfer, "_copy_partition_fn", committed_twice)
+    with pytest.raises(RuntimeError, match="committed twice"):
+        replace_tables(lines(spark, 900, reject_every=3), pg.dsn, [KEPT, REJECTED])
+    assert snapshot(pg) == before

@@ -157,8 +157,8 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
     `frame` has one struct column per table, named after it, holding that table's columns; a row
     goes to each table whose struct is set on it (e.g. kept lines to one, rejected to another).
     `tally` names columns whose value counts come back with the load, so no second pass is needed
-    to count them. Readers see the old tables until all new ones are complete and keyed; a failure
-    leaves the old tables untouched."""
+    to count them. Readers see the old tables until all new ones are complete and keyed; a failure,
+    or staged rows that do not add up to what the tasks reported, leaves the old tables untouched."""
     started = time.perf_counter()
     tally = tuple(tally)
     if missing := [name for name in (*(t.name for t in tables), *tally) if name not in frame.columns]:
@@ -178,6 +178,22 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                     dsn, [(t.name, t.schema, stages[t.name], _copy_schema(t)) for t in tables], tally)
                 written = (frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA)
                            .groupBy("kind", "name", "value").agg(F.sum("n").alias("n")).collect())  # a handful
+                rows = {t.name: 0 for t in tables}
+                tallies: dict[str, dict[str, int]] = {name: {} for name in tally}
+                for r in written:
+                    if r["kind"] == "rows":
+                        rows[r["name"]] = int(r["n"])
+                    else:
+                        tallies[r["name"]][r["value"]] = int(r["n"])
+                for table in tables:
+                    # Only the attempts Spark counted as successful report rows; a retried task (on a
+                    # cluster) whose first attempt had committed would show up here as extra rows.
+                    staged = conn.execute(f"select count(*) from {table.schema}.{stages[table.name]}").fetchone()[0]
+                    if staged != rows[table.name]:
+                        raise RuntimeError(
+                            f"{table.qualified}: the staging table holds {staged:,} rows but the successful "
+                            f"tasks wrote {rows[table.name]:,} (a retried task's rows were committed twice); "
+                            "nothing was replaced")
                 for table in tables:
                     for stmt in table.key_sql(stages[table.name]):
                         conn.execute(stmt)
@@ -193,13 +209,6 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
         finally:
             for table in reversed(locked):
                 conn.execute("select pg_advisory_unlock(hashtext(%s))", (table.qualified,))
-    rows = {t.name: 0 for t in tables}
-    tallies: dict[str, dict[str, int]] = {name: {} for name in tally}
-    for r in written:
-        if r["kind"] == "rows":
-            rows[r["name"]] = int(r["n"])
-        else:
-            tallies[r["name"]][r["value"]] = int(r["n"])
     return SplitLoadStats(rows=rows, tallies=tallies, seconds=time.perf_counter() - started)
 
 
