@@ -91,7 +91,8 @@ def run_ours(settings: Settings, rows: int, run_date: str, spark_resource) -> di
     assets = ("raw_sales", "clean_sales", "sales_aggregates", "clickhouse_sales_aggregates")
     out["stages"] = {k: round(stats[k], 3) for k in assets}
     out["checks_s"] = round(sum(v for k, v in stats.items() if k not in assets), 3)
-    out["pg_load_rows_per_s"] = meta["cleaned_sales"]["load_rows_per_s"]
+    # cleaning and both tables' COPY run as one pass: raw lines per second of that pass
+    out["clean_and_load_rows_per_s"] = meta["cleaned_sales"]["load_rows_per_s"]
     out["cleaned_rows"] = meta["cleaned_sales"]["dagster/row_count"]
     out["raw_uri"] = meta["raw_sales"]["dagster/uri"]
     return out
@@ -198,6 +199,27 @@ def copy_floor(settings: Settings) -> dict:
     return {"copy_floor_s": round(seconds, 3), "copy_floor_rows_per_s": round(table.num_rows / seconds)}
 
 
+def our_load(settings: Settings, spark) -> dict:
+    """Our load path alone, on the same cleaned rows as the floor: a cached Spark frame through
+    `replace_table` (executor-side binary COPY, primary key, swap, ANALYZE). In the pipeline this
+    load is fused with cleaning, so it cannot be timed apart there."""
+    from dataclasses import replace
+
+    from sales_assets.definitions import postgres_resource
+    from sales_assets.io_managers.pg_transfer import read_frame, replace_table
+    from sales_assets.tables import CLEANED_SALES
+
+    dsn = postgres_resource(settings, in_definitions=False).dsn
+    frame = read_frame(spark, dsn, CLEANED_SALES, spark.sparkContext.defaultParallelism).cache()
+    frame.count()
+    target = replace(CLEANED_SALES, name="bench_our_load")
+    stats = replace_table(frame, dsn, target)
+    frame.unpersist()
+    with postgres_resource(settings, in_definitions=False).connect() as conn:
+        conn.execute(f"drop table {target.qualified}")
+    return {"pg_load_s": round(stats.seconds, 3), "pg_load_rows_per_s": round(stats.rows / stats.seconds)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -235,8 +257,9 @@ def main() -> None:
     results["checks_s"] = ours["checks_s"]
     results["rows_per_s"] = {k: round(args.rows / v) for k, v in ours["stages"].items() if v}
     results["e2e_rows_per_s"] = round(args.rows / results["e2e_s"])
-    results["pg_load_rows_per_s"] = ours["pg_load_rows_per_s"]
+    results["clean_and_load_rows_per_s"] = ours["clean_and_load_rows_per_s"]
     results.update(copy_floor(settings))
+    results.update(our_load(settings, spark))
     results["pg_load_fraction_of_floor"] = round(results["pg_load_rows_per_s"] / results["copy_floor_rows_per_s"], 3)
     if not args.no_baseline:
         baseline = run_baseline(settings, args.rows, ours["raw_uri"], run_date, spark)
@@ -260,7 +283,8 @@ def print_table(r: dict) -> None:
         print(f"{stage:<44}{seconds:>10.2f}{r['rows_per_s'].get(stage, 0):>14,}")
     print(f"{'6 asset checks, together':<44}{r['checks_s']:>10.2f}")
     print(f"{'whole graph, end to end (incl. Spark start)':<44}{r['e2e_s']:>10.2f}{r['e2e_rows_per_s']:>14,}")
-    print(f"{'PostgreSQL load (cleaned_sales)':<44}{'':>10}{r['pg_load_rows_per_s']:>14,}")
+    print(f"{'clean + load pass (raw lines, both tables)':<44}{'':>10}{r['clean_and_load_rows_per_s']:>14,}")
+    print(f"{'our load alone (cached frame -> table)':<44}{r['pg_load_s']:>10.2f}{r['pg_load_rows_per_s']:>14,}")
     print(f"{'COPY floor (one binary COPY from Arrow)':<44}{r['copy_floor_s']:>10.2f}{r['copy_floor_rows_per_s']:>14,}")
     print(f"{'  our load as a fraction of the floor':<44}{r['pg_load_fraction_of_floor']:>10.2f}")
     print(f"{'peak RSS (driver JVM + Python), MB':<44}{r['peak_rss_mb']:>10,}")
