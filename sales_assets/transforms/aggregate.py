@@ -20,10 +20,12 @@ def aggregate_sales(cleaned: DataFrame) -> DataFrame:
     avg_check = round(revenue / orders, 2) with orders = distinct order_id of the group: the
     average check of the group's orders, never an average of per-line or per-group averages.
 
-    How: every line is counted once at each grain (three rows: its region, its product, both),
-    shuffled once by order_id and summed per (order, grain, group); after that one row is one
-    distinct order of its group, so `orders` is a plain count. Measured on 1M lines: 2.7 s against
-    4.5 s for count(DISTINCT order_id) over GROUPING SETS, which aggregates twice on (group, order).
+    How: the lines are shuffled once by order_id; then every line is counted once at each grain
+    (three rows: its region, its product, both) and summed per (order, grain, group), with no
+    further shuffle; after that one row is one distinct order of its group, so `orders` is a plain
+    count. Measured on 1M lines, warm: 4.5 s for count(DISTINCT order_id) over GROUPING SETS (it
+    aggregates twice on (group, order)); 3.7 s expanding to three rows before the shuffle; 2.4 s
+    shuffling the lines themselves, a third of the rows.
     """
     no_key = F.lit(None).cast("string")
     grains = F.array(
@@ -32,9 +34,10 @@ def aggregate_sales(cleaned: DataFrame) -> DataFrame:
         F.struct(F.lit("region_product").alias("grain"), F.col("region").alias("region"),
                  F.col("product").alias("product")),
     )
-    lines = cleaned.select("order_id", "quantity", "amount", "sale_ts", F.inline(grains))
-    # grouping by (order_id, ...) below needs no further shuffle: the rows are partitioned by order
-    per_order = lines.repartition("order_id").groupBy("order_id", "grain", "region", "product").agg(
+    by_order = cleaned.select(*AGGREGATE_INPUT_COLUMNS).repartition("order_id")
+    # the expanded rows keep the lines' partitioning: grouping by (order_id, ...) shuffles nothing
+    lines = by_order.select("order_id", "quantity", "amount", "sale_ts", F.inline(grains))
+    per_order = lines.groupBy("order_id", "grain", "region", "product").agg(
         F.count(F.lit(1)).alias("sales"),
         F.sum("quantity").alias("units"),
         F.sum("amount").alias("revenue"),
