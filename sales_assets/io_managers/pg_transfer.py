@@ -1,8 +1,8 @@
 """Moving data between Spark and PostgreSQL without the driver in the data path.
 
-Writes: every Spark task streams its partition as Arrow batches into one binary COPY (ADBC's
-`adbc_ingest`) into a staging table; the driver then swaps the staging table in, in one
-transaction. Reads: every task runs one range query on the primary key and returns Arrow batches.
+Writes: every Spark task streams its partition as Arrow batches into binary COPYs (ADBC's
+`adbc_ingest`), one per target table, into staging tables; the driver checks the staged row counts
+and swaps all staging tables in, in one transaction. Reads: every task runs one range query on the primary key and returns Arrow batches.
 No JDBC jar, no row ever collected to the driver, and the same code runs on a Spark cluster.
 """
 
