@@ -217,7 +217,7 @@ def our_load(settings: Settings, spark) -> dict:
     frame.unpersist()
     with postgres_resource(settings, in_definitions=False).connect() as conn:
         conn.execute(f"drop table {target.qualified}")
-    return {"pg_load_s": round(stats.seconds, 3), "pg_load_rows_per_s": round(stats.rows / stats.seconds)}
+    return {"pg_load_s": round(stats.seconds, 3), "pg_load_rows_per_s": round(stats.rows[target.name] / stats.seconds)}
 
 
 def main() -> None:

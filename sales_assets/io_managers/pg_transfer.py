@@ -2,8 +2,9 @@
 
 Writes: every Spark task streams its partition as Arrow batches into binary COPYs (ADBC's
 `adbc_ingest`), one per target table, into staging tables; the driver checks the staged row counts
-and swaps all staging tables in, in one transaction. Reads: every task runs one range query on the primary key and returns Arrow batches.
-No JDBC jar, no row ever collected to the driver, and the same code runs on a Spark cluster.
+and swaps all staging tables in, in one transaction. Reads: every task runs one range query on the
+primary key and returns Arrow batches. No JDBC jar, no row ever collected to the driver, and the
+same code runs on a Spark cluster.
 """
 
 from __future__ import annotations
@@ -26,13 +27,7 @@ from sales_assets.tables import PgTable, checked_identifier
 
 @dataclass(frozen=True)
 class LoadStats:
-    rows: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class SplitLoadStats:
-    """What `replace_tables` wrote: rows per table, value counts of the tallied columns."""
+    """What a load wrote: rows per table, value counts of the tallied columns, seconds in all."""
     rows: dict[str, int]
     tallies: dict[str, dict[str, int]]
     seconds: float
@@ -151,7 +146,7 @@ def _copy_partition_fn(dsn: str, targets: list[tuple[str, str, str, pa.Schema]],
     return copy_partition
 
 
-def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally: Sequence[str] = ()) -> SplitLoadStats:
+def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally: Sequence[str] = ()) -> LoadStats:
     """Replaces every table of `tables` in one pass over `frame` and one transaction.
 
     `frame` has one struct column per table, named after it, holding that table's columns; a row
@@ -209,14 +204,13 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
         finally:
             for table in reversed(locked):
                 conn.execute("select pg_advisory_unlock(hashtext(%s))", (table.qualified,))
-    return SplitLoadStats(rows=rows, tallies=tallies, seconds=time.perf_counter() - started)
+    return LoadStats(rows=rows, tallies=tallies, seconds=time.perf_counter() - started)
 
 
 def replace_table(df: DataFrame, dsn: str, table: PgTable) -> LoadStats:
     """Replaces `table` with the rows of `df`, atomically (see `replace_tables`)."""
-    routed = df.select(F.struct(*[F.col(c.name).cast(c.spark_type).alias(c.name) for c in table.columns]).alias(table.name))
-    stats = replace_tables(routed, dsn, [table])
-    return LoadStats(rows=stats.rows[table.name], seconds=stats.seconds)
+    columns = [F.col(c.name).cast(c.spark_type).alias(c.name) for c in table.columns]
+    return replace_tables(df.select(F.struct(*columns).alias(table.name)), dsn, [table])
 
 
 def _drop_leftover_stages(conn: psycopg.Connection, table: PgTable) -> None:

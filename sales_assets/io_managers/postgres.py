@@ -5,20 +5,19 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 from pyspark.sql import DataFrame
 
-from sales_assets.io_managers.pg_transfer import LoadStats, SplitLoadStats, read_arrow, read_frame, replace_table
+from sales_assets.io_managers.pg_transfer import LoadStats, read_arrow, read_frame, replace_table
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.tables import PG_TABLES, PgTable
 
 
-def table_metadata(table: PgTable, load: LoadStats | SplitLoadStats, location: str) -> dict:
+def table_metadata(table: PgTable, load: LoadStats, location: str) -> dict:
     """What the UI shows for a loaded table. With several tables written in one pass, the
     seconds and rows/s are those of the whole pass."""
-    rows = load.rows[table.name] if isinstance(load, SplitLoadStats) else load.rows
-    total = sum(load.rows.values()) if isinstance(load, SplitLoadStats) else load.rows
+    total = sum(load.rows.values())
     return {
         "dagster/table_name": table.qualified,
-        "dagster/row_count": rows,
+        "dagster/row_count": load.rows[table.name],
         "dagster/column_schema": table.dagster_schema,
         "postgres": location,
         "load_seconds": round(load.seconds, 3),
