@@ -6,7 +6,8 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from sales_assets.assets import ALL_ASSETS
 from sales_assets.checks import ALL_CHECKS
-from sales_assets.io_managers import PostgresIOManager, SparkParquetIOManager
+from sales_assets.io_managers.parquet import SparkParquetIOManager
+from sales_assets.io_managers.postgres import PostgresIOManager
 from sales_assets.jobs import build_schedule, sales_job
 from sales_assets.resources import ClickHouseResource, PostgresResource, SparkResource
 from sales_assets.resources.run_lock import RunLockResource

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from dagster import TableColumn, TableColumnConstraints, TableSchema
 
 from sales_assets.transforms.schema import RAW_COLUMNS
+
+if TYPE_CHECKING:
+    from dagster import TableSchema
 
 SCHEMA = "sales"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -101,6 +104,9 @@ class PgTable:
 
     @property
     def dagster_schema(self) -> TableSchema:
+        # imported here: Spark's Python workers import this module, and Dagster costs them ~1.3 s
+        from dagster import TableColumn, TableColumnConstraints, TableSchema
+
         return TableSchema(columns=[
             TableColumn(c.name, c.pg_type, description=c.description,
                         constraints=TableColumnConstraints(nullable=c.nullable,

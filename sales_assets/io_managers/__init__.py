@@ -1,4 +1,4 @@
-from sales_assets.io_managers.parquet import SparkParquetIOManager
-from sales_assets.io_managers.postgres import PostgresIOManager
+"""I/O managers: Parquet for Spark frames, PostgreSQL tables.
 
-__all__ = ["PostgresIOManager", "SparkParquetIOManager"]
+No imports here on purpose: Spark's Python workers import `pg_transfer` from this package, and
+pulling Dagster into every worker costs ~1.3 s of CPU each."""
