@@ -28,6 +28,9 @@ def test_hostile_lines_are_kept_or_rejected_with_the_right_reason(run_job, pg, t
         "8": ("8,17,7,Widget,Tools,Kazan,1,2.00,2.00,01/09/2026 10:00", "unparseable"),
         "9": ("9,18,7,Widget,Tools,Kazan,1,2.00,2.00,2026-09-01T10:00:00", None),
         "10": ("10,19,7,Widget,Tools,Kazan,1,2.00,2.00,2026-12-01 10:00:00", "future_date"),
+        # PostgreSQL text cannot hold NUL: the name cannot be stored, the raw text is stored with U+FFFD
+        "11": ("11,20,7,Wid\x00get,Tools,Kazan,1,2.00,2.00,2026-09-01 10:00:00", "unparseable"),
+        "12": ("12,21,7,Widget,Tools,Kazan,1,2.00\x00x,2.00,2026-09-01 10:00:00", "unparseable"),
     }
     path = tmp_path / "hostile.csv"
     path.write_text(HEADER + "\n" + "\n".join(v[0] for v in lines.values()) + "\n", encoding="utf-8")
@@ -39,6 +42,8 @@ def test_hostile_lines_are_kept_or_rejected_with_the_right_reason(run_job, pg, t
     assert query(pg, "select product from sales.cleaned_sales where sale_id = 1") == \
         [("'; Drop Table Sales.cleaned_sales; --",)]  # stored as text, the table is still there
     assert query(pg, "select region from sales.cleaned_sales where sale_id = 2") == [("Ünïcode City",)]
+    assert query(pg, "select product, unit_price from sales.rejected_sales where sale_id in ('11', '12') "
+                     "order by sale_id") == [("Wid\ufffdget", "2.00"), ("Widget", "2.00\ufffdx")]
 
 
 def test_header_only_file_is_a_clear_error(run_job, tmp_path):

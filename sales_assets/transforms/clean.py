@@ -38,6 +38,9 @@ def require_raw_columns(columns: list[str]) -> None:
 
 WHITESPACE = " \t\r\n"
 NAME_COLUMNS = ("product", "category", "region")
+# PostgreSQL text cannot hold a NUL byte: a name containing one cannot be stored, so its line is
+# rejected as unparseable, and rejected lines show it in their raw text as U+FFFD.
+NUL, REPLACEMENT_CHARACTER = "\x00", "\ufffd"
 
 
 def _name(name: str) -> Column:
@@ -82,8 +85,10 @@ def classify_sales(raw: DataFrame, run_date: date) -> DataFrame:
     unparseable = F.lit(False)
     for c in PARSED_COLUMNS:
         unparseable = unparseable | why[c][1]
-    # quantity * unit_price beyond numeric(12,2) cannot be stored
+    # quantity * unit_price beyond numeric(12,2) cannot be stored, nor can a name with a NUL
     unparseable = unparseable | F.col("expected_amount").isNull()
+    for c in NAME_COLUMNS:
+        unparseable = unparseable | F.col(f"t_{c}").contains(NUL)
     end_of_run_date = datetime.combine(run_date + timedelta(days=1), time.min)
 
     reason = (
@@ -116,14 +121,18 @@ def _cleaned_columns() -> list[Column]:
     return [(amount.cast(MONEY) if c == "amount" else F.col(f"t_{c}")).alias(c) for c in CLEANED_COLUMNS]
 
 
+def _raw_columns() -> list[Column]:
+    return [F.translate(c, NUL, REPLACEMENT_CHARACTER).alias(c) for c in RAW_COLUMNS]
+
+
 def cleaned_lines(classified: DataFrame) -> DataFrame:
     """Kept lines in the `sales.cleaned_sales` shape, amounts repaired."""
     return classified.filter(F.col("reason").isNull()).select(*_cleaned_columns())
 
 
 def rejected_lines(classified: DataFrame) -> DataFrame:
-    """Rejected lines as they arrived (raw text) with their `reason`."""
-    return classified.filter(F.col("reason").isNotNull()).select(*RAW_COLUMNS, "reason")
+    """Rejected lines as they arrived (raw text, NUL shown as U+FFFD) with their `reason`."""
+    return classified.filter(F.col("reason").isNotNull()).select(*_raw_columns(), "reason")
 
 
 def routed_lines(classified: DataFrame) -> DataFrame:
@@ -133,6 +142,6 @@ def routed_lines(classified: DataFrame) -> DataFrame:
     kept = F.col("reason").isNull()
     return classified.select(
         F.when(kept, F.struct(*_cleaned_columns())).alias("cleaned_sales"),
-        F.when(~kept, F.struct(*RAW_COLUMNS, "reason")).alias("rejected_sales"),
+        F.when(~kept, F.struct(*_raw_columns(), "reason")).alias("rejected_sales"),
         "reason", "amount_repaired",
     )

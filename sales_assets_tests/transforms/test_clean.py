@@ -46,6 +46,9 @@ LINES = {
     # a duplicate of a line rejected for another reason is not a duplicate
     "dup_of_rejected_bad": line("22", quantity="0"),
     "dup_of_rejected_good": line("22"),
+    # PostgreSQL text cannot hold a NUL byte
+    "nul_in_name": line("23", product="Wid\x00get"),
+    "nul_in_rejected_raw_text": line("24", customer_id="5\x00", quantity="two"),
 }
 
 EXPECTED_REASON = {
@@ -56,6 +59,7 @@ EXPECTED_REASON = {
     "zero_quantity": "non_positive_quantity", "negative_price": "non_positive_price",
     "future": "future_date", "dup_b": "duplicate", "dup_same_2": "duplicate",
     "dup_of_rejected_bad": "non_positive_quantity",
+    "nul_in_name": "unparseable", "nul_in_rejected_raw_text": "unparseable",
 }
 
 
@@ -80,6 +84,13 @@ def test_rejected_lines_keep_the_raw_text(classified):
     rejected = {r["sale_id"]: r for r in rejected_lines(classified).collect() if r["reason"] == "missing_field"}
     assert rejected["3"]["region"] == "   "
     assert rejected["4"]["product"] is None
+
+
+def test_a_nul_byte_rejects_its_name_and_shows_as_a_replacement_character_in_raw_text(classified):
+    rejected = by_sale_id(rejected_lines(classified).collect())
+    assert rejected["23"]["product"] == "Wid\ufffdget"
+    assert rejected["24"]["customer_id"] == "5\ufffd"
+    assert not any("\x00" in (v or "") for r in rejected.values() for v in r)
 
 
 def test_routed_lines_carry_each_line_once_in_its_table_shape(classified):
