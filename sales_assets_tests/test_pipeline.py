@@ -10,7 +10,7 @@ import pytest
 
 from sales_assets.run_date import RUN_DATE_TAG
 from sales_assets.tables import PG_TABLES
-from sales_assets.transforms.schema import REJECT_REASONS
+from sales_assets.transforms.schema import RAW_COLUMNS, REJECT_REASONS
 from sales_assets_tests.conftest import query
 
 pytestmark = pytest.mark.integration
@@ -70,6 +70,18 @@ def test_cleaned_sales_has_its_primary_key_and_no_staging_tables_remain(first_ru
     assert query(pg, "select conname from pg_constraint where conrelid = 'sales.cleaned_sales'::regclass "
                      "and contype = 'p'") == [("cleaned_sales_pkey",)]
     assert query(pg, "select tablename from pg_tables where schemaname = 'sales' and tablename like '\\_stage%%'") == []
+
+
+def test_raw_sales_parquet_skips_the_dictionary_only_for_nearly_unique_columns(first_run, settings):
+    import pyarrow.parquet as pq
+
+    from sales_assets.assets.sales import PLAIN_RAW_COLUMNS
+
+    part = next((settings.parquet_dir / "raw_sales").glob("part-*.parquet"))
+    row_group = pq.read_metadata(part).row_group(0)
+    dictionary = {row_group.column(i).path_in_schema: row_group.column(i).has_dictionary_page
+                  for i in range(row_group.num_columns)}
+    assert dictionary == {c: c not in PLAIN_RAW_COLUMNS for c in RAW_COLUMNS}
 
 
 def test_raw_equals_cleaned_plus_rejected_per_reason(first_run, pg, spark, settings):

@@ -48,10 +48,17 @@ class RawSalesConfig(Config):
     )
 
 
+# Ids, prices, amounts and timestamps are nearly unique per line: a Parquet dictionary for them is
+# built, then dropped as too big. Plain from the start: 1M generated lines written in 2.4-3.0 s
+# instead of 2.8-3.5 s (warm, alternating runs), 26 MB instead of 21 MB, read back no slower.
+PLAIN_RAW_COLUMNS = ("sale_id", "order_id", "customer_id", "unit_price", "amount", "sale_ts")
+
+
 @asset(
     io_manager_key="parquet_io_manager",
     kinds={"spark", "parquet"},
     group_name=INGEST_GROUP,
+    metadata={"parquet_options": {f"parquet.enable.dictionary#{c}": "false" for c in PLAIN_RAW_COLUMNS}},
     retry_policy=TRANSIENT_RETRIES,
     description="Raw sales lines, all columns as text: generated (seeded, Spark-native) or read "
                 "from `source_path`. Stored as Parquet.",

@@ -11,7 +11,8 @@ from sales_assets.resources.spark import SparkResource
 
 class SparkParquetIOManager(ConfigurableIOManager):
     """Asset `x` <-> `{base_path}/x`. A write goes to a sibling directory first and is renamed
-    into place, so a failed write never leaves a half-written dataset behind."""
+    into place, so a failed write never leaves a half-written dataset behind. The asset's
+    `metadata={"parquet_options": {...}}` are passed to the Parquet writer."""
 
     base_path: str
     spark: ResourceDependency[SparkResource]
@@ -23,7 +24,8 @@ class SparkParquetIOManager(ConfigurableIOManager):
         path = self._path(context.asset_key)
         staging, previous = f"{path}.__staging", f"{path}.__previous"
         started = time.perf_counter()
-        obj.write.mode("overwrite").parquet(staging)
+        options = (context.definition_metadata or {}).get("parquet_options", {})
+        obj.write.mode("overwrite").options(**options).parquet(staging)
         spark = self.spark.spark_session
         jvm = spark._jvm  # Hadoop's FileSystem: renames work for any scheme Spark can write
         fs = jvm.org.apache.hadoop.fs.Path(path).getFileSystem(spark._jsc.hadoopConfiguration())
