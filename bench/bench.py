@@ -254,7 +254,8 @@ def main() -> None:
                      f"{round(psutil.virtual_memory().total / 2**30)} GiB", "spark_master": settings.spark_master}
     with PeakRss() as rss:
         started = time.perf_counter()
-        spark_resource = SparkResource(spark_config=spark_config(settings.spark_master), stop_on_teardown=False)
+        spark_resource = SparkResource(spark_config=spark_config(settings.spark_master, **settings.spark_conf),
+                                       stop_on_teardown=False)
         spark = spark_resource.spark_session
         results["spark_start_s"] = round(time.perf_counter() - started, 3)
         ours = run_ours(settings, args.rows, run_date.isoformat(), spark_resource)

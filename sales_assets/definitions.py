@@ -30,7 +30,7 @@ def clickhouse_resource(settings: Settings, in_definitions: bool = True) -> Clic
 
 def build_resources(settings: Settings, spark: SparkResource | None = None) -> dict:
     """Resources for `settings`: embedded databases unless the environment names servers."""
-    spark = spark or SparkResource(spark_config=spark_config(settings.spark_master))
+    spark = spark or SparkResource(spark_config=spark_config(settings.spark_master, **settings.spark_conf))
     postgres = postgres_resource(settings)
     return {
         "spark": spark,

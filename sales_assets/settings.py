@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,6 +18,18 @@ def _int_env(env, name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _spark_conf_env(env) -> dict[str, str]:
+    """`SALES_SPARK_CONF='spark.ui.enabled=true spark.executor.memory=4g'`: Spark settings over
+    the defaults, shell-quoted where a value has spaces."""
+    conf = {}
+    for item in shlex.split(env.get("SALES_SPARK_CONF", "")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("spark."):
+            raise ValueError(f"SALES_SPARK_CONF takes spark.key=value items, got {item!r}")
+        conf[key] = value
+    return conf
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -28,6 +41,7 @@ class Settings:
     source_path: str | None
     schedule_cron: str
     timezone: str
+    spark_conf: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -42,6 +56,7 @@ class Settings:
             source_path=env.get("SALES_SOURCE_PATH") or None,
             schedule_cron=env.get("SALES_SCHEDULE_CRON") or "0 2 * * *",
             timezone=env.get("SALES_TIMEZONE") or "UTC",
+            spark_conf=_spark_conf_env(env),
         )
 
     @property

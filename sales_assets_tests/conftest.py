@@ -39,8 +39,7 @@ def settings(data_dir) -> Settings:
 @pytest.fixture(scope="session")
 def spark_resource() -> SparkResource:
     resource = SparkResource(
-        spark_config=spark_config("local[2]", **{"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false",
-                                                 "spark.driver.memory": "1g"}),
+        spark_config=spark_config("local[2]", **{"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g"}),
         stop_on_teardown=False,  # one session for the whole test session
     )
     yield resource
