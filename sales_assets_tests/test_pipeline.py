@@ -89,6 +89,7 @@ def test_raw_equals_cleaned_plus_rejected_per_reason(first_run, pg, spark, setti
     cleaned = query(pg, "select count(*) from sales.cleaned_sales")[0][0]
     per_reason = dict(query(pg, "select reason, count(*) from sales.rejected_sales group by reason"))
     assert raw == ROWS == cleaned + sum(per_reason.values())
+    assert materializations(first_run)["raw_sales"]["dagster/row_count"] == raw  # counted by the write
     assert set(per_reason) == set(REJECT_REASONS)
     meta = materializations(first_run)["rejected_sales"]
     assert {r: meta[f"rejected_{r}"] for r in REJECT_REASONS} == per_reason
