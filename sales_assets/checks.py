@@ -11,6 +11,7 @@ from dagster import (
     AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, Config, MetadataValue,
     asset_check,
 )
+from psycopg import IsolationLevel
 from pydantic import Field
 
 from sales_assets.resources.clickhouse import AGGREGATES_TABLE, DATABASE, ClickHouseResource
@@ -77,7 +78,8 @@ def raw_equals_cleaned_plus_rejected(context: AssetCheckExecutionContext, spark:
 def cleaned_rows_valid(context: AssetCheckExecutionContext, postgres: PostgresResource,
                        run_date: RunDateResource) -> AssetCheckResult:
     end_of_day = run_date.for_run(context) + timedelta(days=1)
-    with postgres.connect() as conn:
+    with postgres.connect(autocommit=False) as conn:
+        conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True  # one snapshot, two queries
         row = conn.execute(f"""
             select count(*) filter (where sale_id is null or order_id is null or product is null
                                     or region is null or quantity is null or unit_price is null
@@ -85,9 +87,11 @@ def cleaned_rows_valid(context: AssetCheckExecutionContext, postgres: PostgresRe
                    count(*) filter (where quantity <= 0),
                    count(*) filter (where unit_price <= 0),
                    count(*) filter (where abs(amount - quantity * unit_price) > 0.01),
-                   count(*) filter (where sale_ts >= %s),
-                   count(*) - count(distinct sale_id)
+                   count(*) filter (where sale_ts >= %s)
             from {CLEANED_SALES.qualified}""", (end_of_day,)).fetchone()
+        # apart: alone it reads the primary key's index in order (0.09 s for 1M rows); inside the
+        # scan above, it sorted every sale_id (0.52 s for the whole query instead of 0.26 s)
+        row += conn.execute(f"select count(*) - count(distinct sale_id) from {CLEANED_SALES.qualified}").fetchone()
     names = ("null_required", "non_positive_quantity", "non_positive_price", "amount_mismatch",
              "future_sale", "duplicate_sale_id")
     metadata = dict(zip(names, row))
