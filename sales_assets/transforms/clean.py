@@ -121,7 +121,8 @@ def _cleaned_columns() -> list[Column]:
     return [(amount.cast(MONEY) if c == "amount" else F.col(f"t_{c}")).alias(c) for c in CLEANED_COLUMNS]
 
 
-def _raw_columns() -> list[Column]:
+def _storable_raw_columns() -> list[Column]:
+    """The raw text columns as PostgreSQL text can store them: NUL becomes U+FFFD."""
     return [F.translate(c, NUL, REPLACEMENT_CHARACTER).alias(c) for c in RAW_COLUMNS]
 
 
@@ -132,7 +133,7 @@ def cleaned_lines(classified: DataFrame) -> DataFrame:
 
 def rejected_lines(classified: DataFrame) -> DataFrame:
     """Rejected lines as they arrived (raw text, NUL shown as U+FFFD) with their `reason`."""
-    return classified.filter(F.col("reason").isNotNull()).select(*_raw_columns(), "reason")
+    return classified.filter(F.col("reason").isNotNull()).select(*_storable_raw_columns(), "reason")
 
 
 def routed_lines(classified: DataFrame) -> DataFrame:
@@ -142,6 +143,6 @@ def routed_lines(classified: DataFrame) -> DataFrame:
     kept = F.col("reason").isNull()
     return classified.select(
         F.when(kept, F.struct(*_cleaned_columns())).alias("cleaned_sales"),
-        F.when(~kept, F.struct(*_raw_columns(), "reason")).alias("rejected_sales"),
+        F.when(~kept, F.struct(*_storable_raw_columns(), "reason")).alias("rejected_sales"),
         "reason", "amount_repaired",
     )
