@@ -12,6 +12,12 @@ from dagster_pyspark import LazyPySparkResource
 from sales_assets.resources import jvm_archive
 
 
+# A batch driver wants throughput, not short pauses: with the parallel collector instead of G1 the
+# whole 1M-line run took 42.6 s instead of 47.9 s (mean of 7 alternating runs each, 6 of 7 pairs
+# faster; 2 cores), G1's concurrent threads and write barriers compete with the two task threads.
+DRIVER_GC = "-XX:+UseParallelGC"
+
+
 def spark_config(master: str, **overrides: Any) -> dict[str, Any]:
     config = {
         "spark.master": master,
@@ -29,8 +35,8 @@ def spark_config(master: str, **overrides: Any) -> dict[str, Any]:
         # uncompressed cache filled ~40% faster here
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
     }
-    if java_options := jvm_archive.java_options():
-        config["spark.driver.extraJavaOptions"] = java_options  # ~3-5 s off every driver start
+    # the class archive: ~3-5 s off every driver start
+    config["spark.driver.extraJavaOptions"] = f"{DRIVER_GC} {jvm_archive.java_options()}".strip()
     config.update(overrides)
     return config
 
