@@ -10,7 +10,7 @@ import pytest
 from sales_assets.definitions import build_definitions
 from sales_assets.resources import jvm_archive
 from sales_assets.resources.clickhouse import ClickHouseResource
-from sales_assets.resources.spark import DRIVER_GC
+from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS
 from sales_assets.resources.postgres import PostgresConnectionError, PostgresResource
 from sales_assets.resources.urls import BadUrlError, check_url, location, redact
 from sales_assets.settings import Settings
@@ -90,11 +90,16 @@ def test_spark_config_uses_the_class_archive_only_when_it_exists(tmp_path):
     assert f"-XX:SharedArchiveFile={archive}" in jvm_archive.java_options(archive)
 
 
-def test_the_driver_jvm_runs_the_throughput_collector(spark):
+def test_the_driver_jvm_runs_with_the_projects_gc_and_jit_settings(spark):
     """Every run's driver (the tests' session is configured like a run's) uses the parallel
-    collector, not the JVM's default G1: ~10% of a whole run on 2 cores."""
-    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
-    assert sorted(bean.getName() for bean in beans) == ["PS MarkSweep", "PS Scavenge"]
+    collector and the smaller inlining limits, not the JVM's defaults: together ~15% of a whole
+    run on 2 cores (see DRIVER_JAVA_OPTIONS)."""
+    jvm = spark.sparkContext._jvm
+    management = jvm.java.lang.management.ManagementFactory
+    assert sorted(bean.getName() for bean in management.getGarbageCollectorMXBeans()) == ["PS MarkSweep", "PS Scavenge"]
+    hotspot = management.getPlatformMXBean(jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+    flags = {name: hotspot.getVMOption(name).getValue() for name in ("FreqInlineSize", "InlineSmallCode", "MetaspaceSize")}
+    assert flags == {"FreqInlineSize": "100", "InlineSmallCode": "1000", "MetaspaceSize": str(512 * 2**20)}
 
 
 @pytest.mark.integration
@@ -107,7 +112,7 @@ def test_a_spark_driver_can_map_the_class_archive(tmp_path):
         "os.environ['PYSPARK_PYTHON'] = sys.executable\n"
         "from pyspark.sql import SparkSession\n"
         "spark = (SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')\n"
-        f"         .config('spark.driver.extraJavaOptions', '{DRIVER_GC} -XX:SharedArchiveFile={archive} -Xshare:on')\n"
+        f"         .config('spark.driver.extraJavaOptions', '{DRIVER_JAVA_OPTIONS} -XX:SharedArchiveFile={archive} -Xshare:on')\n"
         "         .getOrCreate())\n"
         "print('rows', spark.range(7).count())\n"
         "spark.stop()\n"

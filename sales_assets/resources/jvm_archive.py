@@ -52,12 +52,12 @@ def _training_run(partial: Path) -> None:
     from pyspark import SparkContext
     from pyspark.sql import functions as F
 
-    from sales_assets.resources.spark import DRIVER_GC, SparkResource, spark_config
+    from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, SparkResource, spark_config
     from sales_assets.transforms.aggregate import aggregate_sales
     from sales_assets.transforms.clean import classify_sales, cleaned_lines, routed_lines
     from sales_assets.transforms.generate import generate_raw_sales
 
-    java = f"{DRIVER_GC} -XX:ArchiveClassesAtExit={partial} {_QUIET}"  # the collector the runs use
+    java = f"{DRIVER_JAVA_OPTIONS} -XX:ArchiveClassesAtExit={partial} {_QUIET}"  # as the runs' JVM
     config = spark_config("local[2]", **{"spark.driver.extraJavaOptions": java, "spark.ui.enabled": "false"})
     spark = SparkResource(spark_config=config, stop_on_teardown=False).spark_session
 
