@@ -10,8 +10,8 @@ import pytest
 from sales_assets.definitions import build_definitions
 from sales_assets.resources import jvm_archive
 from sales_assets.resources.clickhouse import ClickHouseResource
-from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS
 from sales_assets.resources.postgres import PostgresConnectionError, PostgresResource
+from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS
 from sales_assets.resources.urls import BadUrlError, check_url, location, redact
 from sales_assets.settings import Settings
 
