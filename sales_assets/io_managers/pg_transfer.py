@@ -171,15 +171,15 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
             try:
                 copy = _copy_partition_fn(
                     dsn, [(t.name, t.schema, stages[t.name], _copy_schema(t)) for t in tables], tally)
-                written = (frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA)
-                           .groupBy("kind", "name", "value").agg(F.sum("n").alias("n")).collect())  # a handful
+                # a handful of counts per task, summed here: a groupBy would cost a shuffle stage
+                written = frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA).collect()
                 rows = {t.name: 0 for t in tables}
-                tallies: dict[str, dict[str, int]] = {name: {} for name in tally}
+                tallies: dict[str, collections.Counter] = {name: collections.Counter() for name in tally}
                 for r in written:
                     if r["kind"] == "rows":
-                        rows[r["name"]] = int(r["n"])
+                        rows[r["name"]] += r["n"]
                     else:
-                        tallies[r["name"]][r["value"]] = int(r["n"])
+                        tallies[r["name"]][r["value"]] += r["n"]
                 for table in tables:
                     # Only the attempts Spark counted as successful report rows; a retried task (on a
                     # cluster) whose first attempt had committed would show up here as extra rows.
@@ -204,7 +204,8 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
         finally:
             for table in reversed(locked):
                 conn.execute("select pg_advisory_unlock(hashtext(%s))", (table.qualified,))
-    return LoadStats(rows=rows, tallies=tallies, seconds=time.perf_counter() - started)
+    return LoadStats(rows=rows, tallies={name: dict(counts) for name, counts in tallies.items()},
+                     seconds=time.perf_counter() - started)
 
 
 def replace_table(df: DataFrame, dsn: str, table: PgTable) -> LoadStats:
