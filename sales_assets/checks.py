@@ -14,6 +14,7 @@ from dagster import (
 from psycopg import IsolationLevel
 from pydantic import Field
 
+from sales_assets.io_managers.parquet import parquet_row_count
 from sales_assets.resources.clickhouse import AGGREGATES_TABLE, DATABASE, ClickHouseResource
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.spark import SparkResource
@@ -38,19 +39,19 @@ def _latest_metadata(context: AssetCheckExecutionContext, asset: str) -> dict:
 
 
 def _raw_rows(context, spark: SparkResource) -> int:
-    return spark.spark_session.read.parquet(_latest_metadata(context, "raw_sales")["dagster/uri"]).count()
+    return parquet_row_count(spark.spark_session, _latest_metadata(context, "raw_sales")["dagster/uri"])
 
 
 @asset_check(name=RAW_ROW_COUNT, asset="raw_sales", description="Stored raw lines = the requested `rows` (generated) or the "
                                             "source file's data lines (ingested).")
 def raw_row_count_as_requested(context: AssetCheckExecutionContext, spark: SparkResource) -> AssetCheckResult:
     meta = _latest_metadata(context, "raw_sales")
-    stored = spark.spark_session.read.parquet(meta["dagster/uri"]).count()
+    stored = parquet_row_count(spark.spark_session, meta["dagster/uri"])
     source = meta.get("source", "")
     if meta.get("requested_rows", -1) >= 0:
         expected = meta["requested_rows"]
     elif source.lower().endswith((".parquet", ".pq")):
-        expected = spark.spark_session.read.parquet(source).count()
+        expected = spark.spark_session.read.parquet(source).count()  # as it was read: globs too
     else:  # a CSV: its lines, less the header and blank lines
         lines = spark.spark_session.read.text(source)
         expected = lines.filter("trim(value) != ''").count() - 1

@@ -4,7 +4,7 @@
 import time
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sales_assets.resources.spark import SparkResource
@@ -47,3 +47,25 @@ class SparkParquetIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> DataFrame:
         return self.spark.spark_session.read.parquet(self._path(context.asset_key))
+
+
+def parquet_row_count(spark: SparkSession, path: str) -> int:
+    """Rows of a Parquet file or directory (partition subdirectories included), read from the
+    files' footers through Hadoop's FileSystem: any scheme Spark reads, no Spark job, no column
+    read. (`spark.read.parquet(path).count()` cost two or three Spark jobs, ~0.3-0.5 s a check.)"""
+    jvm = spark._jvm
+    conf = spark._jsc.hadoopConfiguration()
+    root = jvm.org.apache.hadoop.fs.Path(path)
+    files = root.getFileSystem(conf).listFiles(root, True)
+    rows = 0
+    while files.hasNext():
+        status = files.next()
+        if status.getPath().getName().startswith(("_", ".")):  # _SUCCESS, .crc: what Spark skips too
+            continue
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
+            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromStatus(status, conf))
+        try:
+            rows += reader.getRecordCount()
+        finally:
+            reader.close()
+    return rows
