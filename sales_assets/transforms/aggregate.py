@@ -27,34 +27,28 @@ def aggregate_sales(cleaned: DataFrame) -> DataFrame:
     aggregates twice on (group, order)); 3.7 s expanding to three rows before the shuffle; 2.4 s
     shuffling the lines themselves, a third of the rows.
     """
-    no_key = F.lit(None).cast("string")
-    grains = F.array(
-        F.struct(F.lit("region").alias("grain"), F.col("region").alias("region"), no_key.alias("product")),
-        F.struct(F.lit("product").alias("grain"), no_key.alias("region"), F.col("product").alias("product")),
-        F.struct(F.lit("region_product").alias("grain"), F.col("region").alias("region"),
-                 F.col("product").alias("product")),
-    )
+    # written as SQL expressions: as Column objects the plan took ~680 Py4J round trips (0.56 s cold)
+    no_key = "CAST(NULL AS STRING)"
+    grains = ("array("
+              f"named_struct('grain', 'region', 'region', region, 'product', {no_key}), "
+              f"named_struct('grain', 'product', 'region', {no_key}, 'product', product), "
+              "named_struct('grain', 'region_product', 'region', region, 'product', product))")
     by_order = cleaned.select(*AGGREGATE_INPUT_COLUMNS).repartition("order_id")
     # the expanded rows keep the lines' partitioning: grouping by (order_id, ...) shuffles nothing
-    lines = by_order.select("order_id", "quantity", "amount", "sale_ts", F.inline(grains))
-    per_order = lines.groupBy("order_id", "grain", "region", "product").agg(
-        F.count(F.lit(1)).alias("sales"),
-        F.sum("quantity").alias("units"),
-        F.sum("amount").alias("revenue"),
-        F.min("sale_ts").alias("first_ts"),
-        F.max("sale_ts").alias("last_ts"),
-    )
-    groups = per_order.groupBy("grain", "region", "product").agg(
-        F.count(F.lit(1)).alias("orders"),
-        F.sum("sales").alias("sales"),
-        F.sum("units").cast("long").alias("units"),
-        F.sum("revenue").cast(AGG_MONEY).alias("revenue"),
-        F.min("first_ts").alias("first_ts"),
-        F.max("last_ts").alias("last_ts"),
-    )
-    return groups.select(
+    lines = by_order.selectExpr("order_id", "quantity", "amount", "sale_ts", f"inline({grains})")
+    per_order = lines.groupBy("order_id", "grain", "region", "product").agg(*_exprs(
+        "count(1) AS sales", "sum(quantity) AS units", "sum(amount) AS revenue",
+        "min(sale_ts) AS first_ts", "max(sale_ts) AS last_ts"))
+    groups = per_order.groupBy("grain", "region", "product").agg(*_exprs(
+        "count(1) AS orders", "sum(sales) AS sales", "CAST(sum(units) AS BIGINT) AS units",
+        f"CAST(sum(revenue) AS {AGG_MONEY}) AS revenue", "min(first_ts) AS first_ts", "max(last_ts) AS last_ts"))
+    return groups.selectExpr(
         "grain", "region", "product", "orders", "sales", "units", "revenue",
-        F.round(F.col("revenue") / F.col("orders"), 2).cast(AGG_MONEY).alias("avg_check"),
-        F.to_date("first_ts").alias("first_sale"),
-        F.to_date("last_ts").alias("last_sale"),
+        f"CAST(round(revenue / orders, 2) AS {AGG_MONEY}) AS avg_check",
+        "to_date(first_ts) AS first_sale",
+        "to_date(last_ts) AS last_sale",
     )
+
+
+def _exprs(*sql: str) -> list:
+    return [F.expr(e) for e in sql]
