@@ -39,6 +39,8 @@ def test_bench_runs_and_the_baseline_builds_the_same_tables():
     for key in ("e2e_s", "spark_start_s", "baseline_e2e_s", "speedup_vs_baseline", "pg_load_rows_per_s",
                 "copy_floor_rows_per_s", "peak_rss_mb"):
         assert results[key] > 0, key
+    # our load and the floor are timed in turns, three runs each
+    assert len(results["pg_load_runs_s"]) == len(results["copy_floor_runs_s"]) == 3
     # a fair comparison: the peer-style code wrote exactly our tables
     assert results["baseline_stages"]["cleaned_sales_rows_differing_from_ours"] == 0
     assert results["baseline_stages"]["sales_aggregates_rows_differing_from_ours"] == 0
