@@ -106,7 +106,7 @@ def classify_sales(raw: DataFrame, run_date: date) -> DataFrame:
     )
     typed = typed.selectExpr("*", f"{reason} AS reason")
     typed = _mark_duplicates(typed)
-    repaired = (f"reason IS NULL AND (t_amount IS NULL OR abs(t_amount - expected_amount) > {AMOUNT_TOLERANCE!r}D)")
+    repaired = f"reason IS NULL AND (t_amount IS NULL OR abs(t_amount - expected_amount) > {AMOUNT_TOLERANCE!r}D)"
     return typed.selectExpr("*", f"{repaired} AS amount_repaired")
 
 
@@ -117,7 +117,8 @@ def _mark_duplicates(typed: DataFrame) -> DataFrame:
     order = ", ".join([f"t_{c} ASC NULLS FIRST" for c in CLEANED_COLUMNS[1:]] +
                       [f"{c} ASC NULLS FIRST" for c in RAW_COLUMNS])
     rank = f"row_number() OVER (PARTITION BY t_sale_id, reason IS NULL ORDER BY {order})"
-    return typed.withColumn("reason", F.expr(f"CASE WHEN reason IS NULL AND {rank} > 1 THEN 'duplicate' ELSE reason END"))
+    duplicate = f"CASE WHEN reason IS NULL AND {rank} > 1 THEN 'duplicate' ELSE reason END"
+    return typed.withColumn("reason", F.expr(duplicate))
 
 
 def _cleaned_columns() -> list[str]:
