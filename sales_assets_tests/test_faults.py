@@ -118,3 +118,42 @@ def test_bad_input_is_not_retried(run_job, tmp_path):
     result = run_job(tags=TAGS, source_path=str(tmp_path / "missing.csv"), raise_on_error=False)
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def _nul_in_cleaned_products(classified):
+    from pyspark.sql import functions as F
+
+    from sales_assets.transforms.clean import routed_lines
+
+    routed = routed_lines(classified)  # as if a cleaning rule let through what PostgreSQL text cannot hold
+    return routed.withColumn("cleaned_sales", F.col("cleaned_sales").withField("product", F.lit("nul\x00byte")))
+
+
+def _aggregates_without_grain(cleaned):
+    from pyspark.sql import functions as F
+
+    from sales_assets.transforms.aggregate import aggregate_sales
+
+    return aggregate_sales(cleaned).withColumn("grain", F.lit(None).cast("string"))  # grain is NOT NULL
+
+
+@pytest.mark.parametrize("step, target, spoiled, sqlstate, its_tables", [
+    # refused by a task's COPY
+    ("clean_sales", "routed_lines", _nul_in_cleaned_products, "22021", ["cleaned_sales", "rejected_sales"]),
+    # refused in the I/O manager's load
+    ("sales_aggregates", "aggregate_sales", _aggregates_without_grain, "23502", ["sales_aggregates"]),
+])
+def test_rows_postgresql_refuses_fail_the_step_at_once_and_keep_its_tables(
+        good_state, run_job, pg, monkeypatch, step, target, spoiled, sqlstate, its_tables):
+    from sales_assets.assets import sales
+
+    monkeypatch.setattr(sales, target, spoiled)
+    result = run_job(tags=TAGS, rows=1500, seed=32, raise_on_error=False)
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # an error in the data
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == [step]
+    assert f"SQLSTATE {sqlstate})" in failures[0].step_failure_data.error.message
+    digests, _ = good_state
+    assert {t: table_digest(pg, f"sales.{t}") for t in its_tables} == {t: digests[t] for t in its_tables}
+    assert staging_tables(pg) == []

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from sales_assets.io_managers import pg_transfer
-from sales_assets.io_managers.pg_transfer import replace_tables
+from sales_assets.io_managers.pg_transfer import RefusedByPostgres, replace_tables
 from sales_assets.tables import CLEANED_SALES, REJECTED_SALES
 from sales_assets.transforms.schema import RAW_COLUMNS
 from sales_assets_tests.conftest import query
@@ -95,6 +95,26 @@ def test_a_frame_without_the_route_column_is_a_clear_error(tables, spark, pg):
     frame = lines(spark, 10, reject_every=2).drop(REJECTED.name)
     with pytest.raises(ValueError, match="no column.*rejected_sales"):
         replace_tables(frame, pg.dsn, [KEPT, REJECTED])
+
+
+@pytest.mark.parametrize("spoil, sqlstate", [
+    # a value PostgreSQL text cannot hold: refused by a task's COPY
+    (lambda kept: kept.withField("product", F.lit("nul\x00byte")), "22021"),
+    # a repeated key: refused when the driver adds the primary key
+    (lambda kept: kept.withField("sale_id", kept.getField("sale_id") % 7), "23505"),
+], ids=["copy", "primary_key"])
+def test_rows_postgresql_refuses_are_a_data_error_and_the_previous_tables_stay(tables, spark, pg, spoil, sqlstate):
+    # An error in the data fails the same way on every try: a ValueError the assets do not retry
+    # (a transient fault stays a plain exception, retried), naming the tables and PostgreSQL's reason.
+    replace_tables(lines(spark, 300, reject_every=5), pg.dsn, [KEPT, REJECTED])
+    before = snapshot(pg)
+    spoiled = lines(spark, 900, reject_every=3).withColumn(KEPT.name, spoil(F.col(KEPT.name)))
+    with pytest.raises(RefusedByPostgres, match=rf"{KEPT.qualified}.*SQLSTATE {sqlstate}\)") as refused:
+        replace_tables(spoiled, pg.dsn, [KEPT, REJECTED])
+    assert isinstance(refused.value, ValueError)
+    assert snapshot(pg) == before
+    assert query(pg, f"select count(*) from pg_tables where schemaname = '{SCHEMA}' and tablename like '\\_stage%%'") \
+        == [(0,)]
 
 
 def test_rows_committed_by_an_attempt_spark_discarded_fail_the_load(tables, spark, pg, monkeypatch):

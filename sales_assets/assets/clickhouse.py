@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, TableColumn, TableSchema, asset
 
-from sales_assets.assets.policies import TRANSIENT_RETRIES
+from sales_assets.policies import TRANSIENT_RETRIES
 from sales_assets.resources.clickhouse import AGGREGATES_COLUMNS, AGGREGATES_TABLE, DATABASE, ClickHouseResource
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.run_date import RunDateResource

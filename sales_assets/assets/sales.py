@@ -5,14 +5,14 @@
 from typing import Optional
 
 from dagster import (
-    AssetExecutionContext, AssetIn, AssetOut, Config, Failure, MaterializeResult, MetadataValue, Output, asset,
+    AssetExecutionContext, AssetIn, AssetOut, Config, MaterializeResult, MetadataValue, Output, asset,
     multi_asset,
 )
 from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sales_assets.assets.policies import TRANSIENT_RETRIES
+from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once
 from sales_assets.io_managers.pg_transfer import replace_tables
 from sales_assets.io_managers.postgres import table_metadata
 from sales_assets.resources.postgres import PostgresResource
@@ -66,7 +66,7 @@ PLAIN_RAW_COLUMNS = ("sale_id", "order_id", "customer_id", "unit_price", "amount
 def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource,
               run_date: RunDateResource, run_lock: RunLockResource) -> Output[DataFrame]:
     day = run_date.for_run(context)
-    try:
+    with bad_data_fails_at_once():  # SourceFileError, missing columns, bad parameters
         if config.source_path:
             frame = read_raw_file(spark.spark_session, config.source_path)
             source = config.source_path
@@ -74,8 +74,6 @@ def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: Spa
             frame = generate_raw_sales(spark.spark_session, rows=config.rows, seed=config.seed, run_date=day,
                                        days=config.days, dirty_fraction=config.dirty_fraction)
             source = f"generated (seed {config.seed})"
-    except ValueError as bad_input:  # SourceFileError, missing columns, bad parameters
-        raise Failure(str(bad_input), allow_retries=False) from None
     return Output(frame, metadata={"source": source, "run_date": day.isoformat(),
                                    "requested_rows": config.rows if not config.source_path else -1})
 
@@ -103,8 +101,9 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
     """Applies the cleaning rules and writes both tables in one pass over the raw lines: every raw
     line lands in exactly one of them, and readers see both tables of the same run or of none."""
     classified = classify_sales(raw_sales, run_date.for_run(context))
-    load = replace_tables(routed_lines(classified), postgres.dsn, [CLEANED_SALES, REJECTED_SALES],
-                          tally=["reason", "amount_repaired"])
+    with bad_data_fails_at_once():  # rows PostgreSQL refuses
+        load = replace_tables(routed_lines(classified), postgres.dsn, [CLEANED_SALES, REJECTED_SALES],
+                              tally=["reason", "amount_repaired"])
     reasons = load.tallies["reason"]
     raw_rows = sum(load.rows.values())
     rejected = load.rows[REJECTED_SALES.name]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import queue
+import re
 import threading
 import time
 import uuid
@@ -23,6 +24,25 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sales_assets.tables import PgTable, checked_identifier
+
+
+# SQLSTATE classes in which PostgreSQL refuses the data itself (22 data exception, 23 integrity
+# violation): the same rows fail the same way on every try.
+_REFUSED_CLASSES = ("22", "23")
+# how a task reports such an error: Spark hands the driver the worker's traceback as text only
+_REFUSED_MARK = "PostgreSQL refused the rows (SQLSTATE "
+_REFUSED = re.compile(re.escape(_REFUSED_MARK) + r"(\w{5})\): ([^\n]*)")
+
+
+class RefusedByPostgres(ValueError):
+    """PostgreSQL refused rows of a load (a data exception or an integrity violation): an error in
+    the data, which no retry can fix. The previous tables stay."""
+
+
+def _refused(exc: BaseException) -> str | None:
+    """`SQLSTATE: message` when `exc` (raised by psycopg or ADBC) is PostgreSQL refusing the data."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return f"{state}): {str(exc).splitlines()[0]}" if state[:2] in _REFUSED_CLASSES else None
 
 
 @dataclass(frozen=True)
@@ -69,7 +89,8 @@ class _CopyFeed:
                     cur.adbc_ingest(self._stage, reader, mode="append", db_schema_name=self._schema_name)
                 conn.commit()
         except BaseException as exc:  # raised in the feeding thread at its next put or close
-            self._error = exc
+            refused = _refused(exc)
+            self._error = RuntimeError(f"{_REFUSED_MARK}{refused}") if refused else exc
 
     def _put(self, item) -> None:
         while True:
@@ -172,7 +193,13 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                 copy = _copy_partition_fn(
                     dsn, [(t.name, t.schema, stages[t.name], _copy_schema(t)) for t in tables], tally)
                 # a handful of counts per task, summed here: a groupBy would cost a shuffle stage
-                written = frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA).collect()
+                try:
+                    written = frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA).collect()
+                except Exception as exc:
+                    if found := _REFUSED.search(str(exc)):
+                        raise RefusedByPostgres(f"loading {', '.join(t.qualified for t in tables)}: {_REFUSED_MARK}"
+                                                f"{found[1]}): {found[2]}") from exc
+                    raise
                 rows = {t.name: 0 for t in tables}
                 tallies: dict[str, collections.Counter] = {name: collections.Counter() for name in tally}
                 for r in written:
@@ -191,7 +218,12 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                             "nothing was replaced")
                 for table in tables:
                     for stmt in table.key_sql(stages[table.name]):
-                        conn.execute(stmt)
+                        try:
+                            conn.execute(stmt)
+                        except psycopg.Error as exc:
+                            if refused := _refused(exc):  # e.g. a key the rows repeat
+                                raise RefusedByPostgres(f"loading {table.qualified}: {_REFUSED_MARK}{refused}") from exc
+                            raise
                 with conn.transaction():
                     for table in tables:
                         _swap_in(conn, table, stages[table.name])

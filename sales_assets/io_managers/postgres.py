@@ -6,6 +6,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext, Resource
 from pyspark.sql import DataFrame
 
 from sales_assets.io_managers.pg_transfer import LoadStats, read_arrow, read_frame, replace_table
+from sales_assets.policies import bad_data_fails_at_once
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.tables import PG_TABLES, PgTable
@@ -45,7 +46,8 @@ class PostgresIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         table = table_for(context.asset_key)
-        stats = replace_table(obj, self.postgres.dsn, table)
+        with bad_data_fails_at_once():  # rows PostgreSQL refuses
+            stats = replace_table(obj, self.postgres.dsn, table)
         context.add_output_metadata(table_metadata(table, stats, self.postgres.location))
 
     def load_input(self, context: InputContext):
