@@ -52,6 +52,8 @@ def test_one_pass_fills_every_table_with_its_rows_and_counts_values(tables, spar
     load = replace_tables(lines(spark, 1000, reject_every=10), pg.dsn, [KEPT, REJECTED], tally=["reason"])
     assert load.rows == {KEPT.name: 900, REJECTED.name: 100}
     assert load.tallies == {"reason": {None: 900, "bad_0": 50, "bad_1": 50}}
+    assert list(load.phases) == ["prepare", "copy", "count", "keys", "swap", "analyze"]
+    assert load.phases["copy"] > 0 and sum(load.phases.values()) <= load.seconds
     kept, rejected = snapshot(pg)
     assert [r[0] for r in kept] == [i for i in range(1, 1001) if i % 10]
     assert kept[0] == (1, 0, Decimal("9.00"))

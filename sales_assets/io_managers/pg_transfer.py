@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 import pyarrow as pa
@@ -47,10 +47,25 @@ def _refused(exc: BaseException) -> str | None:
 
 @dataclass(frozen=True)
 class LoadStats:
-    """What a load wrote: rows per table, value counts of the tallied columns, seconds in all."""
+    """What a load wrote: rows per table, value counts of the tallied columns, seconds in all and
+    per phase (prepare, copy, count, keys, swap, analyze)."""
     rows: dict[str, int]
     tallies: dict[str, dict[str, int]]
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class _Laps:
+    """Seconds per phase, each timed from the end of the one before."""
+
+    def __init__(self):
+        self.started = self._last = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(now - self._last, 3)
+        self._last = now
 
 
 def _copy_schema(table: PgTable) -> pa.Schema:
@@ -175,7 +190,7 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
     `tally` names columns whose value counts come back with the load, so no second pass is needed
     to count them. Readers see the old tables until all new ones are complete and keyed; a failure,
     or staged rows that do not add up to what the tasks reported, leaves the old tables untouched."""
-    started = time.perf_counter()
+    lap = _Laps()
     tally = tuple(tally)
     if missing := [name for name in (*(t.name for t in tables), *tally) if name not in frame.columns]:
         raise ValueError(f"frame has no column(s) {', '.join(missing)} to route or tally")
@@ -189,6 +204,7 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                 conn.execute(f"create schema if not exists {table.schema}")
                 _drop_leftover_stages(conn, table)  # a crashed run's
                 conn.execute(table.create_sql(stages[table.name]))
+            lap("prepare")
             try:
                 copy = _copy_partition_fn(
                     dsn, [(t.name, t.schema, stages[t.name], _copy_schema(t)) for t in tables], tally)
@@ -207,6 +223,7 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                         rows[r["name"]] += r["n"]
                     else:
                         tallies[r["name"]][r["value"]] += r["n"]
+                lap("copy")
                 for table in tables:
                     # Only the attempts Spark counted as successful report rows; a retried task (on a
                     # cluster) whose first attempt had committed would show up here as extra rows.
@@ -216,6 +233,7 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                             f"{table.qualified}: the staging table holds {staged:,} rows but the successful "
                             f"tasks wrote {rows[table.name]:,} (a retried task's rows were committed twice); "
                             "nothing was replaced")
+                lap("count")
                 for table in tables:
                     for stmt in table.key_sql(stages[table.name]):
                         try:
@@ -224,20 +242,23 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                             if refused := _refused(exc):  # e.g. a key the rows repeat
                                 raise RefusedByPostgres(f"loading {table.qualified}: {_REFUSED_MARK}{refused}") from exc
                             raise
+                lap("keys")
                 with conn.transaction():
                     for table in tables:
                         _swap_in(conn, table, stages[table.name])
+                lap("swap")
             except BaseException:
                 for table in tables:
                     conn.execute(f"drop table if exists {table.schema}.{stages[table.name]}")
                 raise
             for table in tables:
                 conn.execute(f"analyze {table.qualified}")
+            lap("analyze")
         finally:
             for table in reversed(locked):
                 conn.execute("select pg_advisory_unlock(hashtext(%s))", (table.qualified,))
     return LoadStats(rows=rows, tallies={name: dict(counts) for name, counts in tallies.items()},
-                     seconds=time.perf_counter() - started)
+                     seconds=time.perf_counter() - lap.started, phases=lap.phases)
 
 
 def replace_table(df: DataFrame, dsn: str, table: PgTable) -> LoadStats:

@@ -23,6 +23,7 @@ def table_metadata(table: PgTable, load: LoadStats, location: str) -> dict:
         "postgres": location,
         "load_seconds": round(load.seconds, 3),
         "load_rows_per_s": round(total / load.seconds) if load.seconds else 0,
+        "load_phase_seconds": load.phases,  # where the load's time went: copy, keys, analyze, ...
     }
 
 
