@@ -31,7 +31,7 @@ from sales_assets.tables import PgTable, checked_identifier
 _REFUSED_CLASSES = ("22", "23")
 # how a task reports such an error: Spark hands the driver the worker's traceback as text only
 _REFUSED_MARK = "PostgreSQL refused the rows (SQLSTATE "
-_REFUSED = re.compile(re.escape(_REFUSED_MARK) + r"(\w{5})\): ([^\n]*)")
+_REFUSED = re.compile(re.escape(_REFUSED_MARK) + r"\w{5}\): [^\n]*")
 
 
 class RefusedByPostgres(ValueError):
@@ -39,10 +39,10 @@ class RefusedByPostgres(ValueError):
     the data, which no retry can fix. The previous tables stay."""
 
 
-def _refused(exc: BaseException) -> str | None:
-    """`SQLSTATE: message` when `exc` (raised by psycopg or ADBC) is PostgreSQL refusing the data."""
+def _refusal(exc: BaseException) -> str | None:
+    """The reason, with its SQLSTATE, when `exc` (from psycopg or ADBC) is PostgreSQL refusing the data."""
     state = getattr(exc, "sqlstate", None) or ""
-    return f"{state}): {str(exc).splitlines()[0]}" if state[:2] in _REFUSED_CLASSES else None
+    return f"{_REFUSED_MARK}{state}): {str(exc).splitlines()[0]}" if state[:2] in _REFUSED_CLASSES else None
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ class _CopyFeed:
                     cur.adbc_ingest(self._stage, reader, mode="append", db_schema_name=self._schema_name)
                 conn.commit()
         except BaseException as exc:  # raised in the feeding thread at its next put or close
-            refused = _refused(exc)
-            self._error = RuntimeError(f"{_REFUSED_MARK}{refused}") if refused else exc
+            refusal = _refusal(exc)
+            self._error = RuntimeError(refusal) if refusal else exc
 
     def _put(self, item) -> None:
         while True:
@@ -212,9 +212,8 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                 try:
                     written = frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA).collect()
                 except Exception as exc:
-                    if found := _REFUSED.search(str(exc)):
-                        raise RefusedByPostgres(f"loading {', '.join(t.qualified for t in tables)}: {_REFUSED_MARK}"
-                                                f"{found[1]}): {found[2]}") from exc
+                    if refusal := _REFUSED.search(str(exc)):
+                        raise RefusedByPostgres(f"loading {', '.join(t.qualified for t in tables)}: {refusal[0]}") from exc
                     raise
                 rows = {t.name: 0 for t in tables}
                 tallies: dict[str, collections.Counter] = {name: collections.Counter() for name in tally}
@@ -239,8 +238,8 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                         try:
                             conn.execute(stmt)
                         except psycopg.Error as exc:
-                            if refused := _refused(exc):  # e.g. a key the rows repeat
-                                raise RefusedByPostgres(f"loading {table.qualified}: {_REFUSED_MARK}{refused}") from exc
+                            if refusal := _refusal(exc):  # e.g. a key the rows repeat
+                                raise RefusedByPostgres(f"loading {table.qualified}: {refusal}") from exc
                             raise
                 lap("keys")
                 with conn.transaction():
