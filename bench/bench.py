@@ -215,7 +215,7 @@ def load_vs_floor(settings: Settings, spark, repeats: int = 3) -> dict:
     return {"copy_floor_s": min(floor_runs), "copy_floor_runs_s": floor_runs,
             "copy_floor_rows_per_s": round(table.num_rows / min(floor_runs)),
             "pg_load_s": round(best.seconds, 3), "pg_load_runs_s": [round(r.seconds, 3) for r in ours],
-            "pg_load_phases_s": best.phases,
+            "pg_load_phases_s": {phase: round(seconds, 3) for phase, seconds in best.phases.items()},
             "pg_load_rows_per_s": round(best.rows[ours_target.name] / best.seconds)}
 
 
@@ -287,7 +287,7 @@ def print_table(r: dict) -> None:
     print(f"{'COPY floor, best of 3 (binary COPY of Arrow)':<44}{r['copy_floor_s']:>10.2f}{r['copy_floor_rows_per_s']:>14,}")
     print(f"{'  our load as a fraction of the floor':<44}{r['pg_load_fraction_of_floor']:>10.2f}")
     # the floor is a bare COPY: no primary key, ANALYZE, staged-row count or swap, all timed here
-    print("  our load's phases: " + ", ".join(f"{k} {v:.2f}" for k, v in r.get("pg_load_phases_s", {}).items()))
+    print("  our load's phases: " + ", ".join(f"{k} {v:.2f}" for k, v in r["pg_load_phases_s"].items()))
     print(f"{'peak RSS (driver JVM + Python), MB':<44}{r['peak_rss_mb']:>10,}")
     if "baseline_e2e_s" in r:
         print("peer-style baseline:")

@@ -11,10 +11,10 @@ TRANSIENT_RETRIES = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENT
 
 
 @contextmanager
-def bad_data_fails_at_once() -> Iterator[None]:
-    """Errors in the data (a ValueError: a bad source file, bad parameters, rows PostgreSQL refuses)
-    fail the step without the retries transient faults get."""
+def bad_data_fails_at_once(*errors_in_the_data: type[Exception]) -> Iterator[None]:
+    """The given errors (a bad source file, rows PostgreSQL refuses) fail the step without the
+    retries transient faults get."""
     try:
         yield
-    except ValueError as bad_data:
-        raise Failure(str(bad_data), allow_retries=False) from None
+    except errors_in_the_data as bad_data:
+        raise Failure(f"{type(bad_data).__name__}: {bad_data}", allow_retries=False) from None

@@ -52,7 +52,7 @@ def test_one_pass_fills_every_table_with_its_rows_and_counts_values(tables, spar
     load = replace_tables(lines(spark, 1000, reject_every=10), pg.dsn, [KEPT, REJECTED], tally=["reason"])
     assert load.rows == {KEPT.name: 900, REJECTED.name: 100}
     assert load.tallies == {"reason": {None: 900, "bad_0": 50, "bad_1": 50}}
-    assert list(load.phases) == ["prepare", "copy", "count", "keys", "swap", "analyze"]
+    assert list(load.phases) == ["lock", "prepare", "copy", "count", "keys", "swap", "analyze"]
     assert load.phases["copy"] > 0 and sum(load.phases.values()) <= load.seconds
     kept, rejected = snapshot(pg)
     assert [r[0] for r in kept] == [i for i in range(1, 1001) if i % 10]
@@ -117,6 +117,30 @@ def test_rows_postgresql_refuses_are_a_data_error_and_the_previous_tables_stay(t
     assert snapshot(pg) == before
     assert query(pg, f"select count(*) from pg_tables where schemaname = '{SCHEMA}' and tablename like '\\_stage%%'") \
         == [(0,)]
+
+
+class _PgError(Exception):
+    """Stands in for a psycopg or ADBC error: both carry PostgreSQL's SQLSTATE as `.sqlstate`."""
+
+    def __init__(self, sqlstate, message="ERROR:  something\nDETAIL:  more\n"):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("sqlstate, refused", [
+    ("22021", True), ("22003", True), ("23502", True), ("23505", True),  # the data: no retry helps
+    ("57P01", False), ("40P01", False), ("08006", False), ("53100", False), ("42P01", False), (None, False),
+])
+def test_only_data_exceptions_and_integrity_violations_count_as_refused_rows(sqlstate, refused):
+    # Whatever else goes wrong (the server shutting down, a deadlock, a lost connection, a full
+    # disk, a missing table) stays an ordinary error, which the step's retry policy retries.
+    refusal = pg_transfer._refusal(_PgError(sqlstate), "sales.t")
+    assert (refusal is not None) == refused
+    if refused:  # one line the driver can find in Spark's error text, with PostgreSQL's detail kept
+        assert pg_transfer._REFUSED.search(f"Traceback ...\nRuntimeError: {refusal}\n")[0] == refusal
+        assert refusal == f"PostgreSQL refused rows of sales.t (SQLSTATE {sqlstate}): ERROR:  something | DETAIL:  more"
+        # an error without a message is still worded (wording it must never raise in a COPY thread)
+        assert pg_transfer._refusal(_PgError(sqlstate, message=""), "sales.t").endswith(f"{sqlstate}): ")
 
 
 def test_rows_committed_by_an_attempt_spark_discarded_fail_the_load(tables, spark, pg, monkeypatch):

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once
-from sales_assets.io_managers.pg_transfer import replace_tables
+from sales_assets.io_managers.pg_transfer import RefusedByPostgres, replace_tables
 from sales_assets.io_managers.postgres import table_metadata
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.run_lock import RunLockResource
@@ -66,7 +66,7 @@ PLAIN_RAW_COLUMNS = ("sale_id", "order_id", "customer_id", "unit_price", "amount
 def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource,
               run_date: RunDateResource, run_lock: RunLockResource) -> Output[DataFrame]:
     day = run_date.for_run(context)
-    with bad_data_fails_at_once():  # SourceFileError, missing columns, bad parameters
+    with bad_data_fails_at_once(ValueError):  # SourceFileError, missing columns, bad parameters
         if config.source_path:
             frame = read_raw_file(spark.spark_session, config.source_path)
             source = config.source_path
@@ -101,7 +101,7 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
     """Applies the cleaning rules and writes both tables in one pass over the raw lines: every raw
     line lands in exactly one of them, and readers see both tables of the same run or of none."""
     classified = classify_sales(raw_sales, run_date.for_run(context))
-    with bad_data_fails_at_once():  # rows PostgreSQL refuses
+    with bad_data_fails_at_once(RefusedByPostgres):
         load = replace_tables(routed_lines(classified), postgres.dsn, [CLEANED_SALES, REJECTED_SALES],
                               tally=["reason", "amount_repaired"])
     reasons = load.tallies["reason"]

@@ -29,9 +29,9 @@ from sales_assets.tables import PgTable, checked_identifier
 # SQLSTATE classes in which PostgreSQL refuses the data itself (22 data exception, 23 integrity
 # violation): the same rows fail the same way on every try.
 _REFUSED_CLASSES = ("22", "23")
-# how a task reports such an error: Spark hands the driver the worker's traceback as text only
-_REFUSED_MARK = "PostgreSQL refused the rows (SQLSTATE "
-_REFUSED = re.compile(re.escape(_REFUSED_MARK) + r"\w{5}\): [^\n]*")
+# how a task words such an error: Spark hands the driver the worker's traceback as text only
+_REFUSED_MARK = "PostgreSQL refused rows of "
+_REFUSED = re.compile(re.escape(_REFUSED_MARK) + r"\S+ \(SQLSTATE \w{5}\): [^\n]*")
 
 
 class RefusedByPostgres(ValueError):
@@ -39,16 +39,22 @@ class RefusedByPostgres(ValueError):
     the data, which no retry can fix. The previous tables stay."""
 
 
-def _refusal(exc: BaseException) -> str | None:
-    """The reason, with its SQLSTATE, when `exc` (from psycopg or ADBC) is PostgreSQL refusing the data."""
-    state = getattr(exc, "sqlstate", None) or ""
-    return f"{_REFUSED_MARK}{state}): {str(exc).splitlines()[0]}" if state[:2] in _REFUSED_CLASSES else None
+def _refusal(exc: BaseException, table: str) -> str | None:
+    """One line naming the table, the SQLSTATE and PostgreSQL's message (with its DETAIL and
+    CONTEXT: the column, the COPY line), when `exc` from psycopg or ADBC is PostgreSQL refusing the
+    data; None for any other error."""
+    state = str(getattr(exc, "sqlstate", None) or "")
+    if state[:2] not in _REFUSED_CLASSES:
+        return None
+    message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"{_REFUSED_MARK}{table} (SQLSTATE {state}): {message}"
 
 
 @dataclass(frozen=True)
 class LoadStats:
     """What a load wrote: rows per table, value counts of the tallied columns, seconds in all and
-    per phase (prepare, copy, count, keys, swap, analyze)."""
+    per phase: lock (waiting for another load of the tables), prepare, copy (the tasks: computing
+    the frame, the Arrow hop, the COPYs), count (staged rows checked), keys, swap, analyze."""
     rows: dict[str, int]
     tallies: dict[str, dict[str, int]]
     seconds: float
@@ -64,7 +70,7 @@ class _Laps:
 
     def __call__(self, phase: str) -> None:
         now = time.perf_counter()
-        self.phases[phase] = round(now - self._last, 3)
+        self.phases[phase] = now - self._last
         self._last = now
 
 
@@ -81,8 +87,8 @@ class _CopyFeed:
     partition streams into several tables at once without buffering any of them. The connection
     opens with the first batch: a table no row of the partition goes to costs nothing."""
 
-    def __init__(self, dsn: str, schema_name: str, stage: str, schema: pa.Schema):
-        self._dsn, self._schema_name, self._stage, self.schema = dsn, schema_name, stage, schema
+    def __init__(self, dsn: str, table: str, schema_name: str, stage: str, schema: pa.Schema):
+        self._dsn, self._table, self._schema_name, self._stage, self.schema = dsn, table, schema_name, stage, schema
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -104,8 +110,15 @@ class _CopyFeed:
                     cur.adbc_ingest(self._stage, reader, mode="append", db_schema_name=self._schema_name)
                 conn.commit()
         except BaseException as exc:  # raised in the feeding thread at its next put or close
-            refusal = _refusal(exc)
-            self._error = RuntimeError(refusal) if refusal else exc
+            try:
+                refusal = _refusal(exc, self._table)
+            except Exception:  # wording it must never cost the error itself
+                refusal = None
+            if refusal:
+                self._error = RuntimeError(refusal)
+                self._error.__cause__ = exc
+            else:
+                self._error = exc
 
     def _put(self, item) -> None:
         while True:
@@ -152,7 +165,8 @@ def _copy_partition_fn(dsn: str, targets: list[tuple[str, str, str, pa.Schema]],
     def copy_partition(batches):
         import pyarrow.compute as pc
 
-        feeds = {column: _CopyFeed(dsn, schema_name, stage, schema) for column, schema_name, stage, schema in targets}
+        feeds = {column: _CopyFeed(dsn, f"{schema_name}.{column}", schema_name, stage, schema)
+                 for column, schema_name, stage, schema in targets}
         counts: collections.Counter = collections.Counter()
         try:
             for batch in batches:
@@ -199,6 +213,7 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in locked:  # one load of a table at a time
             conn.execute("select pg_advisory_lock(hashtext(%s))", (table.qualified,))
+        lap("lock")
         try:
             for table in tables:
                 conn.execute(f"create schema if not exists {table.schema}")
@@ -213,7 +228,7 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                     written = frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA).collect()
                 except Exception as exc:
                     if refusal := _REFUSED.search(str(exc)):
-                        raise RefusedByPostgres(f"loading {', '.join(t.qualified for t in tables)}: {refusal[0]}") from exc
+                        raise RefusedByPostgres(refusal[0]) from exc
                     raise
                 rows = {t.name: 0 for t in tables}
                 tallies: dict[str, collections.Counter] = {name: collections.Counter() for name in tally}
@@ -238,8 +253,8 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                         try:
                             conn.execute(stmt)
                         except psycopg.Error as exc:
-                            if refusal := _refusal(exc):  # e.g. a key the rows repeat
-                                raise RefusedByPostgres(f"loading {table.qualified}: {refusal}") from exc
+                            if refusal := _refusal(exc, table.qualified):  # e.g. a key the rows repeat
+                                raise RefusedByPostgres(refusal) from exc
                             raise
                 lap("keys")
                 with conn.transaction():

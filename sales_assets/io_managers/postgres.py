@@ -5,7 +5,7 @@ import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 from pyspark.sql import DataFrame
 
-from sales_assets.io_managers.pg_transfer import LoadStats, read_arrow, read_frame, replace_table
+from sales_assets.io_managers.pg_transfer import LoadStats, RefusedByPostgres, read_arrow, read_frame, replace_table
 from sales_assets.policies import bad_data_fails_at_once
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.spark import SparkResource
@@ -23,7 +23,8 @@ def table_metadata(table: PgTable, load: LoadStats, location: str) -> dict:
         "postgres": location,
         "load_seconds": round(load.seconds, 3),
         "load_rows_per_s": round(total / load.seconds) if load.seconds else 0,
-        "load_phase_seconds": load.phases,  # where the load's time went: copy, keys, analyze, ...
+        # where the load's time went: lock, prepare, copy, count, keys, swap, analyze
+        "load_phase_seconds": {phase: round(seconds, 3) for phase, seconds in load.phases.items()},
     }
 
 
@@ -47,7 +48,7 @@ class PostgresIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         table = table_for(context.asset_key)
-        with bad_data_fails_at_once():  # rows PostgreSQL refuses
+        with bad_data_fails_at_once(RefusedByPostgres):
             stats = replace_table(obj, self.postgres.dsn, table)
         context.add_output_metadata(table_metadata(table, stats, self.postgres.location))
 
