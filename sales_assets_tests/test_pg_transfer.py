@@ -52,7 +52,7 @@ def test_one_pass_fills_every_table_with_its_rows_and_counts_values(tables, spar
     load = replace_tables(lines(spark, 1000, reject_every=10), pg.dsn, [KEPT, REJECTED], tally=["reason"])
     assert load.rows == {KEPT.name: 900, REJECTED.name: 100}
     assert load.tallies == {"reason": {None: 900, "bad_0": 50, "bad_1": 50}}
-    assert list(load.phases) == ["lock", "prepare", "copy", "count", "keys", "swap", "analyze"]
+    assert list(load.phases) == ["lock", "prepare", "copy", "count", "keys", "analyze", "swap"]
     assert load.phases["copy"] > 0 and sum(load.phases.values()) <= load.seconds
     kept, rejected = snapshot(pg)
     assert [r[0] for r in kept] == [i for i in range(1, 1001) if i % 10]
@@ -65,6 +65,22 @@ def test_one_pass_fills_every_table_with_its_rows_and_counts_values(tables, spar
     assert [name for name in constraints if not name.startswith("cleaned_sales_")] == []
     assert query(pg, f"select tablename from pg_tables where schemaname = '{SCHEMA}' order by 1") == \
         [("cleaned_sales",), ("rejected_sales",)]
+
+
+def test_a_new_table_has_its_statistics_before_readers_see_it(tables, spark, pg, monkeypatch):
+    # ANALYZE runs on the staging table before the swap: a query planned right after the swap
+    # never sees a million-row table without statistics.
+    seen = {}
+    original = pg_transfer._swap_in
+
+    def swap_in(conn, table, stage):
+        seen[table.name] = conn.execute("select count(*) from pg_stats where schemaname = %s and tablename = %s",
+                                        (table.schema, stage)).fetchone()[0]
+        original(conn, table, stage)
+
+    monkeypatch.setattr(pg_transfer, "_swap_in", swap_in)
+    replace_tables(lines(spark, 200, reject_every=10), pg.dsn, [KEPT, REJECTED])
+    assert seen == {KEPT.name: len(KEPT.columns), REJECTED.name: len(REJECTED.columns)}
 
 
 def test_a_table_no_row_goes_to_is_replaced_by_an_empty_one(tables, spark, pg):

@@ -54,7 +54,7 @@ def _refusal(exc: BaseException, table: str) -> str | None:
 class LoadStats:
     """What a load wrote: rows per table, value counts of the tallied columns, seconds in all and
     per phase: lock (waiting for another load of the tables), prepare, copy (the tasks: computing
-    the frame, the Arrow hop, the COPYs), count (staged rows checked), keys, swap, analyze."""
+    the frame, the Arrow hop, the COPYs), count (staged rows checked), keys, analyze, swap."""
     rows: dict[str, int]
     tallies: dict[str, dict[str, int]]
     seconds: float
@@ -257,6 +257,9 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                                 raise RefusedByPostgres(refusal) from exc
                             raise
                 lap("keys")
+                for table in tables:  # before the swap: readers never see the new table without statistics
+                    conn.execute(f"analyze {table.schema}.{stages[table.name]}")
+                lap("analyze")
                 with conn.transaction():
                     for table in tables:
                         _swap_in(conn, table, stages[table.name])
@@ -265,9 +268,6 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
                 for table in tables:
                     conn.execute(f"drop table if exists {table.schema}.{stages[table.name]}")
                 raise
-            for table in tables:
-                conn.execute(f"analyze {table.qualified}")
-            lap("analyze")
         finally:
             for table in reversed(locked):
                 conn.execute("select pg_advisory_unlock(hashtext(%s))", (table.qualified,))

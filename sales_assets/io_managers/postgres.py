@@ -23,7 +23,7 @@ def table_metadata(table: PgTable, load: LoadStats, location: str) -> dict:
         "postgres": location,
         "load_seconds": round(load.seconds, 3),
         "load_rows_per_s": round(total / load.seconds) if load.seconds else 0,
-        # where the load's time went: lock, prepare, copy, count, keys, swap, analyze
+        # where the load's time went: lock, prepare, copy, count, keys, analyze, swap
         "load_phase_seconds": {phase: round(seconds, 3) for phase, seconds in load.phases.items()},
     }
 
