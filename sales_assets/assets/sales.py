@@ -12,9 +12,9 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once
 from sales_assets.io_managers.pg_transfer import RefusedByPostgres, replace_tables
 from sales_assets.io_managers.postgres import table_metadata
+from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import SparkResource
