@@ -40,17 +40,33 @@ def ch_rows(ch, import_date: str) -> list[tuple]:
     ).result_rows
 
 
+def persisted_rdds(spark) -> int:
+    return spark.sparkContext._jsc.getPersistentRDDs().size()
+
+
 @pytest.fixture(scope="module")
-def first_run(run_job):
+def first_run_and_cache(run_job, spark):
+    """The run's result, and how many more cached Spark RDDs the session holds after it."""
+    before = persisted_rdds(spark)
     result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=ROWS, seed=11, dirty_fraction=0.05)
     assert result.success
-    return result
+    return result, persisted_rdds(spark) - before
+
+
+@pytest.fixture(scope="module")
+def first_run(first_run_and_cache):
+    return first_run_and_cache[0]
 
 
 def test_every_asset_is_materialized(first_run):
     assert set(materializations(first_run)) == {
         "raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates", "clickhouse_sales_aggregates"}
     assert materializations(first_run)["raw_sales"]["dagster/row_count"] == ROWS
+
+
+def test_the_run_leaves_nothing_cached_in_a_long_lived_spark_session(first_run_and_cache):
+    # the aggregates are cached for their metadata and their load, then released
+    assert first_run_and_cache[1] == 0
 
 
 @pytest.mark.parametrize("table", sorted(PG_TABLES))
