@@ -47,9 +47,9 @@ def print_summary(result, instance, settings, wall_seconds: float) -> None:
             "where import_date = {d:String}::Date and grain = 'region'",
             parameters={"d": import_date}).result_rows[0][0]
         print(f"  revenue total   PostgreSQL {pg_total}   ClickHouse {ch_total}   (import_date {import_date})")
-    stats = instance.get_run_step_stats(result.run_id)
+    stats = [s for s in instance.get_run_step_stats(result.run_id) if s.end_time and s.start_time]
     if stats:
         print("  seconds per step:")
+        width = max(len(s.step_key) for s in stats) + 2  # check steps have long keys: one column for all
         for s in stats:
-            if s.end_time and s.start_time:
-                print(f"    {s.step_key:<30}{s.end_time - s.start_time:>7.1f}")
+            print(f"    {s.step_key:<{width}}{s.end_time - s.start_time:>7.1f}")

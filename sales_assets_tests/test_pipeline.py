@@ -3,12 +3,14 @@ then the tables queried for the contract."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.summary import print_summary
 from sales_assets.tables import PG_TABLES
 from sales_assets.transforms.schema import RAW_COLUMNS, REJECT_REASONS
 from sales_assets_tests.conftest import query
@@ -161,6 +163,22 @@ def test_clickhouse_snapshot_equals_postgres_aggregates(first_run, pg, ch):
     assert types["revenue"] == types["avg_check"] == "Decimal(18, 2)"
     assert types["orders"] == "UInt64" and types["import_date"] == "Date"
     assert types["region"] == "Nullable(String)"
+
+
+def test_the_run_summary_reports_the_stored_tables_with_its_steps_in_one_column(first_run, instance, settings,
+                                                                               pg, capsys):
+    print_summary(first_run, instance, settings, wall_seconds=12.34)
+    out = capsys.readouterr().out
+    (cleaned, rejected), = query(pg, "select (select count(*) from sales.cleaned_sales), "
+                                     "(select count(*) from sales.rejected_sales)")
+    (revenue,), = query(pg, "select sum(revenue) from sales.sales_aggregates where grain = 'region'")
+    assert f"SUCCESS in 12.3 s" in out
+    assert re.search(rf"raw rows +{ROWS:,}\n", out)
+    assert re.search(rf"cleaned rows +{cleaned:,} ", out) and re.search(rf"rejected rows +{rejected:,}\n", out)
+    assert f"PostgreSQL {revenue}   ClickHouse {revenue}   (import_date {RUN_DATE})" in out
+    steps = out.split("seconds per step:\n")[1].splitlines()
+    assert {line.split()[0] for line in steps} == {s.step_key for s in instance.get_run_step_stats(first_run.run_id)}
+    assert len({len(line) for line in steps}) == 1  # names padded to the longest: the seconds line up
 
 
 def test_a_second_run_the_same_day_changes_nothing(first_run, run_job, pg, ch):
