@@ -149,6 +149,16 @@ def test_aggregates_equal_the_metrics_recomputed_in_postgres(first_run, pg):
     assert set(grains) == {"region", "product", "region_product"}
 
 
+def test_aggregates_metadata_shows_the_top_regions_by_revenue_and_the_totals(first_run, pg):
+    meta = materializations(first_run)["sales_aggregates"]
+    regions = query(pg, "select region, orders, revenue, avg_check from sales.sales_aggregates "
+                        "where grain = 'region' order by revenue desc, region")
+    shown = [line.strip("| ").split(" | ") for line in meta["top_regions"].splitlines()[2:]]
+    assert shown == [[r, f"{o:,}", f"{rev:,}", f"{avg:,}"] for r, o, rev, avg in regions[:10]]
+    assert meta["revenue_total"] == float(sum(r[2] for r in regions))
+    assert meta["orders_total"] == sum(r[1] for r in regions)
+
+
 def test_clickhouse_snapshot_equals_postgres_aggregates(first_run, pg, ch):
     pg_rows = query(pg, "select grain, region, product, orders, sales, units, revenue, avg_check, "
                         "first_sale, last_sale from sales.sales_aggregates "

@@ -133,7 +133,9 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
 def sales_aggregates(cleaned_sales: DataFrame, run_lock: RunLockResource):
     aggregates = aggregate_sales(cleaned_sales).cache()  # computed once, for the metadata and the load
     try:
-        by_region = aggregates.filter(F.col("grain") == "region").orderBy(F.col("revenue").desc()).collect()  # ~dozens
+        # a dozen rows: sorted here, as Spark's orderBy costs two more jobs (0.93 -> 0.60 s warm)
+        by_region = sorted(aggregates.filter(F.col("grain") == "region").collect(),
+                           key=lambda row: row["revenue"], reverse=True)
         preview = "\n".join(
             ["| region | orders | revenue | avg check |", "|---|---:|---:|---:|"]
             + [f"| {r['region']} | {r['orders']:,} | {r['revenue']:,} | {r['avg_check']:,} |" for r in by_region[:10]]
