@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sales_assets.io_managers import pg_transfer
-from sales_assets.resources.clickhouse import ClickHouseResource
+from sales_assets.resources.clickhouse import AGGREGATES_DDL, ClickHouseResource
 from sales_assets.run_date import RUN_DATE_TAG
 from sales_assets.tables import PG_TABLES
 from sales_assets_tests.conftest import query
@@ -85,6 +85,12 @@ def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it
     assert run_job(tags=TAGS, rows=1500, seed=33).success
     after = ch_rows(ch, RUN_DATE)
     assert after != snapshot and len(after) == len(set(after))  # the new snapshot, loaded once
+
+
+def test_a_killed_runs_clickhouse_stage_is_dropped_by_the_next_load(good_state, run_job, ch):
+    ch.get_client().command(AGGREGATES_DDL.format(name="_stage_sales_aggregates_0badc0ffee00"))  # as a SIGKILL leaves it
+    assert run_job(tags=TAGS, rows=1500, seed=33).success
+    assert ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'") == 0
 
 
 def test_a_transient_load_failure_is_retried_and_the_run_succeeds(good_state, run_job, pg, monkeypatch, tmp_path):

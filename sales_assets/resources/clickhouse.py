@@ -132,7 +132,12 @@ class ClickHouseResource(ConfigurableResource):
         client = self.get_client()
         self.ensure_tables()
         stage = checked_identifier(f"_stage_{AGGREGATES_TABLE}_{token}")
-        client.command(f"drop table if exists {DATABASE}.{stage}")
+        # a killed run's stage outlives it; loads are serialized by the run lock, so any stage
+        # here now is a leftover
+        for (leftover,) in client.query(
+                "select name from system.tables where database = {db:String} and startsWith(name, {prefix:String})",
+                parameters={"db": DATABASE, "prefix": f"_stage_{AGGREGATES_TABLE}_"}).result_rows:
+            client.command(f"drop table if exists {DATABASE}.{checked_identifier(leftover)}")
         client.command(AGGREGATES_DDL.format(name=stage))
         try:
             if snapshot.num_rows:
