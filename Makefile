@@ -7,11 +7,12 @@ export SALES_DATA_DIR ?= $(CURDIR)/.data
 
 .PHONY: run test test-ui screenshot dev env stop bench clean spark-cluster spark-cluster-stop
 
+# installing talks on stderr only: `eval "$(make -s env)"` reads stdout, also on a fresh clone
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m sales_assets jvm-archive || echo "warning: no JVM class archive; Spark will start a few seconds slower"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
+	$(PY) -m pip install --quiet --upgrade pip >&2
+	$(PY) -m pip install --quiet -e '.[dev]' >&2
+	$(PY) -m sales_assets jvm-archive >&2 || echo "warning: no JVM class archive; Spark will start a few seconds slower" >&2
 	touch $@
 
 run: $(VENV)/.installed ## materialize the whole graph once at SALES_ROWS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -51,8 +52,9 @@ def cmd_dev(settings: Settings) -> int:
 def cmd_env(settings: Settings) -> int:
     from sales_assets.definitions import clickhouse_resource, postgres_resource
 
-    print(f"SALES_PG_URL={postgres_resource(settings, in_definitions=False).dsn}")
-    print(f"SALES_CH_URL={clickhouse_resource(settings, in_definitions=False).dsn}")
+    # quoted for `eval "$(make -s env)"`: URLs carry `&` between their query parameters
+    print(f"SALES_PG_URL={shlex.quote(postgres_resource(settings, in_definitions=False).dsn)}")
+    print(f"SALES_CH_URL={shlex.quote(clickhouse_resource(settings, in_definitions=False).dsn)}")
     return 0
 
 

@@ -71,6 +71,17 @@ def test_make_env_prints_effective_urls(settings, pg):
     assert out == [f"SALES_PG_URL={pg.dsn}", f"SALES_CH_URL=chdb://{settings.embedded_ch_path}"]
 
 
+def test_make_env_output_survives_eval_with_query_strings(settings):
+    pg_url = "postgresql://u:p@db.example:5432/sales?sslmode=require&application_name=sales assets"
+    ch_url = "https://u:p@ch.example:8443/sales?verify=false&compress=true"
+    env = {"SALES_DATA_DIR": str(settings.data_dir), "SALES_PG_URL": pg_url, "SALES_CH_URL": ch_url,
+           "PATH": "/usr/bin:/bin"}
+    script = (f'out="$({sys.executable} -m sales_assets env)"; unset SALES_PG_URL SALES_CH_URL; '
+              'eval "$out"; printf "%s\\n%s" "$SALES_PG_URL" "$SALES_CH_URL"')
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.splitlines() == [pg_url, ch_url], out.stderr
+
+
 def test_wrong_password_is_one_clear_error_without_the_password(pg):
     from urllib.parse import urlsplit
 
