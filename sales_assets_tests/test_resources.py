@@ -1,6 +1,7 @@
 """URL handling, the embedded server, and secrets kept out of what users see."""
 
 import os
+import stat
 import subprocess
 import sys
 
@@ -140,3 +141,18 @@ def test_a_spark_driver_can_map_the_class_archive(tmp_path):
                           env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "rows 7" in done.stdout
+
+
+def test_embedded_password_files_are_owner_only_from_creation(tmp_path, pg, settings):
+    from sales_assets.resources.embedded import _write_secret
+
+    target = tmp_path / "password"
+    target.write_text("old\n")
+    target.chmod(0o644)
+    previous = os.umask(0)  # the widest a caller's umask could be
+    try:
+        _write_secret(target, "new\n")
+    finally:
+        os.umask(previous)
+    assert target.read_text() == "new\n" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE((settings.embedded_pg_dir / "password").stat().st_mode) == 0o600

@@ -136,7 +136,7 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
         password = secrets.token_urlsafe(18)
         pwfile = self.root / ".initdb-pw"
-        pwfile.write_text(password + "\n")
+        _write_secret(pwfile, password + "\n")
         if user:
             entry = pwd.getpwnam(user)
             for path in (self.pgdata, pwfile):
@@ -148,8 +148,7 @@ class EmbeddedPostgres:
             ])
         finally:
             pwfile.unlink(missing_ok=True)
-        self.password_file.write_text(password + "\n")
-        self.password_file.chmod(0o600)
+        _write_secret(self.password_file, password + "\n")
         with open(self.pgdata / "postgresql.conf", "a") as conf:
             conf.write(
                 "\n# sales_assets embedded server\n"
@@ -177,3 +176,12 @@ class EmbeddedPostgres:
                              autocommit=True) as conn:
             if not conn.execute("select 1 from pg_database where datname = %s", (DB_NAME,)).fetchone():
                 conn.execute(f'create database "{DB_NAME}"')
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Owner-only from the first byte: the data root is readable by others (the server may run as
+    another user), so a file chmod'ed after writing would be readable for a moment."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
