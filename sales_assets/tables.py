@@ -96,7 +96,9 @@ class PgTable:
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns])
+        """What a binary COPY into this table is fed. All fields nullable: NOT NULL is the table's
+        business, and the Arrow batches Spark sends are all nullable."""
+        return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
 
     @property
     def spark_schema(self) -> str:

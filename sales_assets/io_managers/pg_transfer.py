@@ -74,11 +74,6 @@ class _Laps:
         self._last = now
 
 
-def _copy_schema(table: PgTable) -> pa.Schema:
-    # nullability is the table's business (NOT NULL), Arrow batches from Spark are all nullable
-    return pa.schema([pa.field(c.name, c.arrow_type) for c in table.columns])
-
-
 _ABORT = object()
 
 
@@ -222,7 +217,7 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
             lap("prepare")
             try:
                 copy = _copy_partition_fn(
-                    dsn, [(t.name, t.schema, stages[t.name], _copy_schema(t)) for t in tables], tally)
+                    dsn, [(t.name, t.schema, stages[t.name], t.arrow_schema) for t in tables], tally)
                 # a handful of counts per task, summed here: a groupBy would cost a shuffle stage
                 try:
                     written = frame.select(*(t.name for t in tables), *tally).mapInArrow(copy, _RESULT_SCHEMA).collect()
@@ -319,7 +314,7 @@ def read_arrow(dsn: str, table: PgTable) -> pa.Table:
     """The whole (small) table as Arrow, typed as the contract says."""
     import adbc_driver_postgresql.dbapi as adbc
 
-    schema = _copy_schema(table)
+    schema = table.arrow_schema
     with adbc.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(_select_sql(table))
         return pa.Table.from_batches(list(_typed_batches(cur.fetch_record_batch(), schema)), schema=schema)
@@ -339,7 +334,7 @@ def read_frame(spark: SparkSession, dsn: str, table: PgTable, partitions: int) -
     # The id makes every read's plan unique: two reads of a table that changed in between must
     # never look alike to Spark's cache manager, which would serve the rows cached by the first.
     select = f"{_select_sql(table)} /* read {uuid.uuid4().hex} */"
-    schema = _copy_schema(table)
+    schema = table.arrow_schema
 
     def read_ranges(batches):
         import adbc_driver_postgresql.dbapi as adbc
