@@ -82,7 +82,7 @@ def run_ours(settings: Settings, rows: int, run_date: str, spark_resource) -> di
         started = time.perf_counter()
         result = defs.resolve_job_def("sales_job").execute_in_process(
             instance=instance, tags={RUN_DATE_TAG: run_date},
-            run_config={"ops": {"raw_sales": {"config": {"rows": rows, "seed": 42}}}})
+            run_config={"ops": {"raw_sales": {"config": {"rows": rows, "seed": 42, "source_path": None}}}})  # generated, always
         out["job_s"] = round(time.perf_counter() - started, 3)
         assert result.success, "the pipeline run failed"
         stats = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(result.run_id)}

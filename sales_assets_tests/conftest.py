@@ -11,12 +11,17 @@ from pathlib import Path
 import pytest
 from dagster import instance_for_test
 
-from sales_assets.definitions import build_definitions, clickhouse_resource, postgres_resource
-from sales_assets.resources.embedded import EmbeddedPostgres
-from sales_assets.resources.spark import SparkResource, spark_config
-from sales_assets.settings import Settings
+# The run config's defaults are read from these when sales_assets is imported: a developer's
+# exported SALES_SOURCE_PATH would make every test run ingest that file instead of generating.
+for _name in ("SALES_SOURCE_PATH", "SALES_ROWS", "SALES_SEED"):
+    os.environ.pop(_name, None)
 
-TEST_ENV = {"SALES_DATA_DIR": "", "SALES_PG_URL": "", "SALES_CH_URL": "", "SALES_SOURCE_PATH": ""}
+from sales_assets.definitions import build_definitions, clickhouse_resource, postgres_resource  # noqa: E402
+from sales_assets.resources.embedded import EmbeddedPostgres  # noqa: E402
+from sales_assets.resources.spark import SparkResource, spark_config  # noqa: E402
+from sales_assets.settings import Settings  # noqa: E402
+
+TEST_ENV = {"SALES_DATA_DIR": "", "SALES_PG_URL": "", "SALES_CH_URL": ""}
 
 
 @pytest.fixture(scope="session")
