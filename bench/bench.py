@@ -232,8 +232,8 @@ def main() -> None:
         shutil.rmtree(bench_dir / sub, ignore_errors=True)  # fresh tables, every time
     bench_dir.mkdir(parents=True, exist_ok=True)
     # always the embedded databases of the bench directory: the bench drops and recreates its tables
-    settings = Settings.from_env({**os.environ, "SALES_DATA_DIR": str(bench_dir), "SALES_PG_URL": "",
-                                  "SALES_CH_URL": ""})
+    settings = Settings.from_env({**os.environ, "SALES_DATA_DIR": str(bench_dir), "SALES_PARQUET_URI": "",
+                                  "SALES_PG_URL": "", "SALES_CH_URL": ""})
     run_date = date.today()
 
     from sales_assets.definitions import postgres_resource

@@ -38,7 +38,7 @@ def build_resources(settings: Settings, spark: SparkResource | None = None) -> d
         "clickhouse": clickhouse_resource(settings),
         "run_date": RunDateResource(timezone=settings.timezone),
         "run_lock": RunLockResource(postgres=postgres),  # every asset requires it: one run at a time
-        "parquet_io_manager": SparkParquetIOManager(base_path=str(settings.parquet_dir), spark=spark),
+        "parquet_io_manager": SparkParquetIOManager(base_path=settings.parquet_uri, spark=spark),
         "postgres_io_manager": PostgresIOManager(postgres=postgres, spark=spark),
     }
 

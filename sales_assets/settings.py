@@ -33,6 +33,7 @@ def _spark_conf_env(env) -> dict[str, str]:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
+    parquet_uri: str  # a local directory or any URI Spark writes (hdfs://, s3a://): the Parquet assets
     pg_url: str | None
     ch_url: str | None
     spark_master: str
@@ -46,8 +47,12 @@ class Settings:
     @classmethod
     def from_env(cls, env=None) -> "Settings":
         env = os.environ if env is None else env
+        data_dir = Path(env.get("SALES_DATA_DIR") or "./.data").expanduser().absolute()
         return cls(
-            data_dir=Path(env.get("SALES_DATA_DIR") or "./.data").expanduser().absolute(),
+            data_dir=data_dir,
+            # apart from SALES_DATA_DIR: on a multi-host cluster the Parquet must be shared storage,
+            # while the embedded databases and Dagster's state stay on the driver's disk
+            parquet_uri=env.get("SALES_PARQUET_URI") or str(data_dir / "parquet"),
             pg_url=env.get("SALES_PG_URL") or None,
             ch_url=env.get("SALES_CH_URL") or None,
             spark_master=env.get("SALES_SPARK_MASTER") or "local[*]",
@@ -66,10 +71,6 @@ class Settings:
     @property
     def embedded_ch_path(self) -> Path:
         return self.data_dir / "clickhouse"
-
-    @property
-    def parquet_dir(self) -> Path:
-        return self.data_dir / "parquet"
 
     @property
     def dagster_home(self) -> Path:

@@ -21,7 +21,7 @@ from sales_assets.resources.embedded import EmbeddedPostgres  # noqa: E402
 from sales_assets.resources.spark import SparkResource, spark_config  # noqa: E402
 from sales_assets.settings import Settings  # noqa: E402
 
-TEST_ENV = {"SALES_DATA_DIR": "", "SALES_PG_URL": "", "SALES_CH_URL": ""}
+TEST_ENV = {"SALES_DATA_DIR": "", "SALES_PARQUET_URI": "", "SALES_PG_URL": "", "SALES_CH_URL": ""}
 
 
 @pytest.fixture(scope="session")

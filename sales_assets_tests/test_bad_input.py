@@ -29,7 +29,7 @@ def snapshot_of_everything(run_job, pg, ch, spark, settings):
     assert run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=800, seed=5).success
 
     def state():
-        raw = spark.read.parquet(str(settings.parquet_dir / "raw_sales"))
+        raw = spark.read.parquet(f"{settings.parquet_uri}/raw_sales")
         return ({t: table_digest(pg, f"sales.{t}") for t in PG_TABLES}, ch_rows(ch, RUN_DATE),
                 raw.count(), raw.agg({"sale_id": "max"}).first()[0])
 

@@ -50,7 +50,7 @@ def test_all_checks_pass_on_good_data_with_numbers(good_run):
 
 
 def test_raw_row_count_fails_when_lines_are_lost(good_run, run_check, spark, settings):
-    path = str(settings.parquet_dir / "raw_sales")
+    path = f"{settings.parquet_uri}/raw_sales"
     spark.read.parquet(path).limit(1400).write.mode("overwrite").parquet(path + ".tmp")
     spark.read.parquet(path + ".tmp").write.mode("overwrite").parquet(path)
     evaluation = run_check(C.raw_row_count_as_requested)

@@ -72,3 +72,26 @@ def test_spark_settings_from_the_environment_go_over_the_defaults():
     assert config["spark.master"] == default["spark.master"]
     with pytest.raises(ValueError, match="spark.key=value"):
         Settings.from_env({"SALES_SPARK_CONF": "executor.memory=4g"})
+
+
+@pytest.mark.integration
+def test_parquet_assets_go_to_sales_parquet_uri_apart_from_the_data_dir(settings, spark_resource, pg, tmp_path):
+    from dagster import AssetSelection, instance_for_test, materialize
+
+    from sales_assets.assets import ALL_ASSETS
+    from sales_assets.checks import ALL_CHECKS, RAW_ROW_COUNT
+    from sales_assets_tests.conftest import TEST_ENV, run_config
+
+    lake = f"file://{tmp_path}/lake"  # a URI, as hdfs:// or s3a:// would be, not a local path
+    uri_settings = Settings.from_env({**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), "SALES_PARQUET_URI": lake})
+    defs = build_definitions(uri_settings, spark=spark_resource)
+    with instance_for_test() as instance:
+        result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=AssetSelection.assets("raw_sales"),
+                             resources=defs.resources, instance=instance, run_config=run_config(rows=250, seed=5),
+                             tags={RUN_DATE_TAG: "2026-11-01"})
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("raw_sales")
+    assert materialization.metadata["dagster/uri"].value == f"{lake}/raw_sales"
+    assert list((tmp_path / "lake" / "raw_sales").glob("part-*.parquet"))
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == RAW_ROW_COUNT and check.passed and check.metadata["stored_rows"].value == 250

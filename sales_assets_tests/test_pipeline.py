@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -95,7 +96,7 @@ def test_raw_sales_parquet_skips_the_dictionary_only_for_nearly_unique_columns(f
 
     from sales_assets.assets.sales import PLAIN_RAW_COLUMNS
 
-    part = next((settings.parquet_dir / "raw_sales").glob("part-*.parquet"))
+    part = next((Path(settings.parquet_uri) / "raw_sales").glob("part-*.parquet"))
     row_group = pq.read_metadata(part).row_group(0)
     dictionary = {row_group.column(i).path_in_schema: row_group.column(i).has_dictionary_page
                   for i in range(row_group.num_columns)}
@@ -103,7 +104,7 @@ def test_raw_sales_parquet_skips_the_dictionary_only_for_nearly_unique_columns(f
 
 
 def test_raw_equals_cleaned_plus_rejected_per_reason(first_run, pg, spark, settings):
-    raw = spark.read.parquet(str(settings.parquet_dir / "raw_sales")).count()
+    raw = spark.read.parquet(f"{settings.parquet_uri}/raw_sales").count()
     cleaned = query(pg, "select count(*) from sales.cleaned_sales")[0][0]
     per_reason = dict(query(pg, "select reason, count(*) from sales.rejected_sales group by reason"))
     assert raw == ROWS == cleaned + sum(per_reason.values())
