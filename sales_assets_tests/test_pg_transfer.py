@@ -192,3 +192,26 @@ def test_spark_python_workers_load_the_transfer_code_without_dagster():
     probe = "import sys, sales_assets.io_managers.pg_transfer; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_grants_on_a_table_survive_its_replacement(spark, pg, tables):
+    reader = "transfer_test_reader"
+    with pg.connect() as conn:
+        conn.execute(f"drop role if exists {reader}")
+        conn.execute(f"create role {reader} nologin")
+    try:
+        replace_tables(lines(spark, 30, reject_every=10), pg.dsn, [KEPT, REJECTED])
+        with pg.connect() as conn:
+            conn.execute(f"grant select on {KEPT.qualified} to {reader} with grant option")
+            conn.execute(f"grant select, insert on {REJECTED.qualified} to public")
+        replace_tables(lines(spark, 40, reject_every=10), pg.dsn, [KEPT, REJECTED])
+        privileges = query(pg, "select has_table_privilege(%s, %s, 'select with grant option'), "
+                               "has_table_privilege(%s, %s, 'insert'), "
+                               "has_table_privilege('public', %s, 'select'), has_table_privilege('public', %s, 'insert')",
+                           (reader, KEPT.qualified, reader, KEPT.qualified, REJECTED.qualified, REJECTED.qualified))
+        assert privileges == [(True, False, True, True)]
+        assert query(pg, f"select count(*) from {KEPT.qualified}") == [(36,)]  # the new rows
+    finally:
+        with pg.connect() as conn:
+            conn.execute(f"drop schema if exists {SCHEMA} cascade")
+            conn.execute(f"drop role if exists {reader}")

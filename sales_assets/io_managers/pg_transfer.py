@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql as pgsql
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -285,8 +286,10 @@ def _drop_leftover_stages(conn: psycopg.Connection, table: PgTable) -> None:
 
 
 def _swap_in(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
-    """Inside the caller's transaction: the staged table becomes `table`, and its constraints (the
-    key, and NOT NULL on PostgreSQL 18+) are renamed from the staging name to the table's."""
+    """Inside the caller's transaction: the staged table becomes `table`, with the grants the old
+    one had (a reporting role keeps its SELECT across loads), and its constraints (the key, and
+    NOT NULL on PostgreSQL 18+) are renamed from the staging name to the table's."""
+    _carry_grants(conn, table, stage)
     conn.execute(f"drop table if exists {table.qualified}")
     conn.execute(f"alter table {table.schema}.{stage} rename to {table.name}")
     for (name,) in conn.execute("select conname from pg_constraint where conrelid = %s::regclass",
@@ -294,6 +297,20 @@ def _swap_in(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
         if name.startswith(stage):
             conn.execute(f"alter table {table.qualified} rename constraint {checked_identifier(name)} "
                          f"to {checked_identifier(table.name + name[len(stage):])}")
+
+
+def _carry_grants(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
+    """Grants others hold on the current `table`, given on the staged one (the owner's own
+    privileges come with owning it)."""
+    grants = conn.execute(
+        "select r.rolname, a.privilege_type, a.is_grantable "
+        "from pg_class c cross join lateral aclexplode(c.relacl) a left join pg_roles r on r.oid = a.grantee "
+        "where c.oid = to_regclass(%s) and a.grantee <> c.relowner", (table.qualified,)).fetchall()
+    for role, privilege, grantable in grants:
+        conn.execute(pgsql.SQL("grant {} on {} to {}{}").format(
+            pgsql.SQL(privilege), pgsql.Identifier(table.schema, stage),
+            pgsql.Identifier(role) if role else pgsql.SQL("public"),  # grantee 0 is PUBLIC
+            pgsql.SQL(" with grant option" if grantable else "")))
 
 
 def _select_sql(table: PgTable) -> str:
