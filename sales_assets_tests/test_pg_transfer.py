@@ -215,3 +215,15 @@ def test_grants_on_a_table_survive_its_replacement(spark, pg, tables):
         with pg.connect() as conn:
             conn.execute(f"drop schema if exists {SCHEMA} cascade")
             conn.execute(f"drop role if exists {reader}")
+
+
+def test_a_view_on_a_loaded_table_fails_the_load_by_name_and_keeps_the_old_tables(spark, pg, tables):
+    replace_tables(lines(spark, 30, reject_every=10), pg.dsn, [KEPT, REJECTED])
+    before = snapshot(pg)
+    with pg.connect() as conn:
+        conn.execute(f"create view {SCHEMA}.kept_amounts as select sale_id, amount from {KEPT.qualified}")
+    with pytest.raises(Exception, match="kept_amounts"):
+        replace_tables(lines(spark, 40, reject_every=10), pg.dsn, [KEPT, REJECTED])
+    assert snapshot(pg) == before
+    assert query(pg, "select count(*) from pg_tables where schemaname = %s and tablename like '\\_stage%%'",
+                 (SCHEMA,)) == [(0,)]
