@@ -44,9 +44,10 @@ def test_sigkill_during_the_load_leaves_old_or_new_tables_and_the_next_run_recov
         with open(log, "w") as out:
             proc = subprocess.Popen(run, env=_env(data_dir, 400_000), stdout=out, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 300
-            while "clean_sales - STEP_START" not in log.read_text() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            time.sleep(4)  # inside the cleaning step, which writes both tables
+            while _counts(data_dir)[2] < 2 and time.monotonic() < deadline:  # both staging tables exist
+                time.sleep(0.1)
+            assert proc.poll() is None, "the run ended before its load began"
+            time.sleep(1)  # the tasks' COPYs are streaming: 400,000 lines take several seconds
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=60)
         assert "clean_sales - STEP_SUCCESS" not in log.read_text(), "the kill came too late to test anything"
