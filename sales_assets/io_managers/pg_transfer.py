@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg import sql as pgsql
 import pyarrow as pa
+from psycopg import sql as pgsql
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
