@@ -135,12 +135,12 @@ def _nul_in_cleaned_products(classified):
     return routed.withColumn("cleaned_sales", F.col("cleaned_sales").withField("product", F.lit("nul\x00byte")))
 
 
-def _aggregates_without_grain(cleaned):
+def _aggregates_without_grain(cleaned, **options):
     from pyspark.sql import functions as F
 
     from sales_assets.transforms.aggregate import aggregate_sales
 
-    return aggregate_sales(cleaned).withColumn("grain", F.lit(None).cast("string"))  # grain is NOT NULL
+    return aggregate_sales(cleaned, **options).withColumn("grain", F.lit(None).cast("string"))  # grain is NOT NULL
 
 
 @pytest.mark.parametrize("step, target, spoiled, sqlstate, its_tables", [

@@ -2,6 +2,7 @@
 `sales_assets.transforms`, storage in the I/O managers."""
 
 
+import contextlib
 from typing import Optional
 
 from dagster import (
@@ -21,7 +22,7 @@ from sales_assets.resources.spark import SparkResource
 from sales_assets.run_date import RunDateResource
 from sales_assets.settings import Settings
 from sales_assets.tables import CLEANED_SALES, REJECTED_SALES, SALES_AGGREGATES
-from sales_assets.transforms.aggregate import AGGREGATE_INPUT_COLUMNS, aggregate_sales
+from sales_assets.transforms.aggregate import AGGREGATE_INPUT_COLUMNS, TOTAL_GRAIN, aggregate_sales
 from sales_assets.transforms.clean import classify_sales, routed_lines
 from sales_assets.transforms.generate import generate_raw_sales
 from sales_assets.transforms.ingest import read_raw_file
@@ -100,7 +101,7 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
                 postgres: PostgresResource, run_lock: RunLockResource):
     """Applies the cleaning rules and writes both tables in one pass over the raw lines: every raw
     line lands in exactly one of them, and readers see both tables of the same run or of none."""
-    classified = classify_sales(raw_sales, run_date.for_run(context))
+    classified = classify_sales(raw_sales, run_date.for_run(context), run_date.timezone)
     with bad_data_fails_at_once(RefusedByPostgres):
         load = replace_tables(routed_lines(classified), postgres.dsn, [CLEANED_SALES, REJECTED_SALES],
                               tally=["reason", "amount_repaired"])
@@ -131,20 +132,28 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
               "dagster/column_schema": SALES_AGGREGATES.dagster_schema},
 )
 def sales_aggregates(cleaned_sales: DataFrame, run_lock: RunLockResource):
-    aggregates = aggregate_sales(cleaned_sales).cache()  # computed once, for the metadata and the load
+    # computed once, for the metadata and the load; the total row feeds the metadata only
+    aggregates = aggregate_sales(cleaned_sales, with_total=True).cache()
     try:
-        # a dozen rows: sorted here, as Spark's orderBy costs two more jobs (0.93 -> 0.60 s warm)
-        by_region = sorted(aggregates.filter(F.col("grain") == "region").collect(),
+        # a dozen rows, in one job: sorted here, as Spark's orderBy costs two more jobs (0.93 -> 0.60 s warm)
+        rows = aggregates.filter(F.col("grain").isin("region", TOTAL_GRAIN)).collect()
+        total = next((r for r in rows if r["grain"] == TOTAL_GRAIN), None)  # none when no line was kept
+        by_region = sorted((r for r in rows if r["grain"] == "region"),
                            key=lambda row: (-row["revenue"], row["region"]))  # ties: by name, stable
         preview = "\n".join(
             ["| region | orders | revenue | avg check |", "|---|---:|---:|---:|"]
             + [f"| {r['region']} | {r['orders']:,} | {r['revenue']:,} | {r['avg_check']:,} |" for r in by_region[:10]]
         )
         # Dagster stores a yielded output before the generator resumes: the load reads the cache
-        yield Output(aggregates, metadata={
-            "revenue_total": float(sum(r["revenue"] for r in by_region)),
-            "orders_total": sum(r["orders"] for r in by_region),
+        # null-safe: a row without a grain must reach the table (and be refused there), not vanish
+        yield Output(aggregates.filter(~F.col("grain").eqNullSafe(TOTAL_GRAIN)), metadata={
+            "revenue_total": float(total["revenue"]) if total else 0.0,
+            "orders_total": total["orders"] if total else 0,  # distinct orders, whatever their regions
             "top_regions": MetadataValue.md(preview),
         })
     finally:
-        aggregates.unpersist()  # nothing reads the frame after its load; a long-lived session keeps no copy
+        # nothing reads the frame after its load; a long-lived session keeps no copy. When the load
+        # fails, Dagster leaves this generator suspended and this runs at garbage collection, maybe
+        # after the session stopped: nothing is left to release then.
+        with contextlib.suppress(Exception):
+            aggregates.unpersist()

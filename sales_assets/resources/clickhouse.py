@@ -22,7 +22,8 @@ AGGREGATES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("grain", "String"), ("region", "Nullable(String)"), ("product", "Nullable(String)"),
     ("orders", "UInt64"), ("sales", "UInt64"), ("units", "UInt64"),
     ("revenue", "Decimal(18, 2)"), ("avg_check", "Decimal(18, 2)"),
-    ("first_sale", "Date"), ("last_sale", "Date"), ("import_date", "Date"), ("loaded_at", "DateTime"),
+    # Date32 (1900-2299): sales dates of real files reach before 1970, where Date starts
+    ("first_sale", "Date32"), ("last_sale", "Date32"), ("import_date", "Date"), ("loaded_at", "DateTime"),
 )
 
 AGGREGATES_DDL = (
@@ -121,9 +122,19 @@ class ClickHouseResource(ConfigurableResource):
         return _clients[dsn]
 
     def ensure_tables(self) -> None:
+        """Creates the table, or brings an existing one to today's column types (a table made
+        before the dates became Date32 is altered in place, its snapshots kept)."""
         client = self.get_client()
         client.command(f"create database if not exists {DATABASE}")
         client.command(AGGREGATES_DDL.format(name=AGGREGATES_TABLE))
+        existing = dict(client.query(
+            "select name, type from system.columns where database = {db:String} and table = {t:String}",
+            parameters={"db": DATABASE, "t": AGGREGATES_TABLE}).result_rows)
+        for name, type_ in AGGREGATES_COLUMNS:
+            if existing.get(name) == "Date" and type_ == "Date32":
+                # widening Date to Date32 keeps every value; ClickHouse rewrites the column's parts
+                client.command(f"alter table {DATABASE}.{AGGREGATES_TABLE} modify column {name} {type_}",
+                               settings={"mutations_sync": 1})
 
     def replace_snapshot(self, snapshot: pa.Table, import_date: date, token: str) -> int:
         """Makes `snapshot` the whole content of `import_date`'s partition, atomically: the rows
@@ -145,10 +156,11 @@ class ClickHouseResource(ConfigurableResource):
             staged = client.command(f"select count() from {DATABASE}.{stage}")
             if int(staged) != snapshot.num_rows:
                 raise RuntimeError(f"staged {staged} rows into ClickHouse, expected {snapshot.num_rows}")
-            client.command(
-                f"alter table {DATABASE}.{AGGREGATES_TABLE} replace partition id "
-                f"'{import_date:%Y%m%d}' from {DATABASE}.{stage}"
-            )
+            partition = f"partition id '{import_date:%Y%m%d}'"
+            if snapshot.num_rows:
+                client.command(f"alter table {DATABASE}.{AGGREGATES_TABLE} replace {partition} from {DATABASE}.{stage}")
+            else:  # an all-rejected run: the date's snapshot is empty (REPLACE refuses an empty source)
+                client.command(f"alter table {DATABASE}.{AGGREGATES_TABLE} drop {partition}")
         finally:
             client.command(f"drop table if exists {DATABASE}.{stage}")
         return snapshot.num_rows

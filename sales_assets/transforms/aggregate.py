@@ -10,12 +10,16 @@ AGGREGATE_COLUMNS: tuple[str, ...] = (
     "first_sale", "last_sale",
 )
 AGG_MONEY = "decimal(18,2)"
+# a fourth grain, never stored: all kept lines as one group (its `orders` counts distinct orders,
+# which summing the region grain overcounts when an ingested order spans regions)
+TOTAL_GRAIN = "total"
 # the cleaned columns the metrics need
 AGGREGATE_INPUT_COLUMNS: tuple[str, ...] = ("order_id", "product", "region", "quantity", "amount", "sale_ts")
 
 
-def aggregate_sales(cleaned: DataFrame) -> DataFrame:
-    """One row per region, per product and per (region, product).
+def aggregate_sales(cleaned: DataFrame, with_total: bool = False) -> DataFrame:
+    """One row per region, per product and per (region, product); with `with_total`, one more row
+    of grain `total` over all lines, computed in the same pass.
 
     avg_check = round(revenue / orders, 2) with orders = distinct order_id of the group: the
     average check of the group's orders, never an average of per-line or per-group averages.
@@ -32,7 +36,9 @@ def aggregate_sales(cleaned: DataFrame) -> DataFrame:
     grains = ("array("
               f"named_struct('grain', 'region', 'region', region, 'product', {no_key}), "
               f"named_struct('grain', 'product', 'region', {no_key}, 'product', product), "
-              "named_struct('grain', 'region_product', 'region', region, 'product', product))")
+              "named_struct('grain', 'region_product', 'region', region, 'product', product)"
+              + (f", named_struct('grain', '{TOTAL_GRAIN}', 'region', {no_key}, 'product', {no_key})" if with_total else "")
+              + ")")
     by_order = cleaned.select(*AGGREGATE_INPUT_COLUMNS).repartition("order_id")
     # the expanded rows keep the lines' partitioning: grouping by (order_id, ...) shuffles nothing
     lines = by_order.selectExpr("order_id", "quantity", "amount", "sale_ts", f"inline({grains})")

@@ -1,4 +1,4 @@
-"""Cleaning rules of DESIGN.md section 3, as pure Spark functions.
+"""Cleaning rules of docs/contract.md, as pure Spark functions.
 
 `classify_sales` types and normalizes every raw line and gives each rejected line the first rule it
 breaks (`reason`); `cleaned_lines` and `rejected_lines` split that one classified frame, so every
@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sales_assets.transforms.schema import RAW_COLUMNS, REQUIRED_COLUMNS
+from sales_assets.transforms.schema import RAW_COLUMNS, REQUIRED_COLUMNS, UNICODE_WHITESPACE
 
 MONEY = "decimal(12,2)"
 MAX_MONEY = 9_999_999_999.99  # numeric(12,2)
@@ -36,11 +36,12 @@ def require_raw_columns(columns: list[str]) -> None:
         )
 
 
-WHITESPACE = " \t\r\n"
 NAME_COLUMNS = ("product", "category", "region")
 # PostgreSQL text cannot hold a NUL byte: a name containing one cannot be stored, so its line is
 # rejected as unparseable, and rejected lines show it in their raw text as U+FFFD.
 NUL, REPLACEMENT_CHARACTER = "\x00", "\ufffd"
+# ClickHouse keeps first_sale/last_sale as Date32, which starts here: older dates are unparseable.
+EARLIEST_SALE = "1900-01-01 00:00:00"
 
 # The rules are written as SQL expressions, a few `selectExpr` steps: built from Column objects
 # they took ~4,400 Py4J round trips, 1.5 s of a cold run (0.9 s warm) before the first task.
@@ -52,38 +53,117 @@ def _text(value: str) -> str:
     return "'" + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped) + "'"
 
 
+# Parsing is two steps: `_helpers` reads each text once (a cast, a trim, a check) into a few
+# columns, and the rules below combine those columns.
+_WHITESPACE_CLASS = "[" + "".join(f"\\u{ord(c):04x}" for c in UNICODE_WHITESPACE) + "]"
+ASCII_WHITESPACE = "".join(c for c in UNICODE_WHITESPACE if c.isascii())
+_INNER_MESS = _WHITESPACE_CLASS.replace("\\u0020", "") + "|  "  # a non-space whitespace, or two spaces
+# A time of day followed by a zone: `Z`, an offset (`+03:00`, `-0500`, `+03`), or a zone name.
+ZONED_TIMESTAMP = r"(?i)[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?\s*(z|[+-][0-9]{2}(:?[0-9]{2})?|(utc|gmt|ut)([+-].*)?|[a-z]+/[a-z_/+-]+)\s*$"
+MONEY_COLUMNS = ("unit_price", "amount")
+ID_COLUMNS = ("sale_id", "order_id", "customer_id")
+
+
+def _helpers(timezone: str) -> list[str]:
+    names = [f"initcap({_name(c)}) AS t_{c}" for c in NAME_COLUMNS]
+    ids = [f"try_cast({c} AS BIGINT) AS i_{c}" for c in ID_COLUMNS]
+    # Money and quantities are checked as text, so nothing is rounded on the way. `point` is where
+    # the decimal point is (0: none).
+    money = []
+    for c in MONEY_COLUMNS:
+        text, point = f"trim({c})", f"instr(trim({c}), '.')"
+        # plain (nearly every value): no exponent, at most two digits after the point; measured on
+        # the untrimmed text, which is cheaper, so a padded value takes the second branch
+        plain = (f"(NOT contains({c}, 'e') AND NOT contains({c}, 'E') "
+                 f"AND (instr({c}, '.') = 0 OR length({c}) - instr({c}, '.') <= 2))")
+        # more than two decimals: kept only when the extra digits are zeros (`10.000`), never rounded
+        zeros_beyond_cents = (f"({point} > 0 AND NOT contains({c}, 'e') AND NOT contains({c}, 'E') "
+                              f"AND btrim(substring({text}, {point} + 3), '0') = '')")
+        money.append(f"CASE WHEN {plain} THEN try_cast({c} AS {MONEY}) WHEN {zeros_beyond_cents} "
+                     f"THEN try_cast(substring({text}, 1, {point} + 2) AS {MONEY}) END AS m_{c}")
+    text, point = "trim(quantity)", "instr(trim(quantity), '.')"
+    integral = f"({point} > 0 AND btrim(substring({text}, {point} + 1), '0') = '')"
+    quantity = [f"coalesce(try_cast(quantity AS INT), CASE WHEN {integral} "
+                f"THEN try_cast(substring({text}, 1, {point} - 1) AS INT) END) AS i_quantity"]
+    # the zone regex only where a zone may be: the text ends in a letter or in +hh, +hhmm, +hh:mm
+    maybe = ("(NOT substr(sale_ts, -1) BETWEEN '0' AND '9' OR substr(sale_ts, -3, 1) IN ('+', '-') "
+             "OR substr(sale_ts, -5, 1) IN ('+', '-') OR substr(sale_ts, -6, 1) IN ('+', '-'))")
+    zoned = f"CASE WHEN {maybe} THEN sale_ts rlike {_text(ZONED_TIMESTAMP)} ELSE false END"
+    # an instant converted to wall time in `timezone` (Spark's TIMESTAMP cast puts it in the session's)
+    instant = f"convert_timezone({_text(timezone)}, CAST(try_cast(sale_ts AS TIMESTAMP) AS TIMESTAMP_NTZ))"
+    sale_ts = [f"CASE WHEN {zoned} THEN {instant} ELSE try_cast(sale_ts AS TIMESTAMP_NTZ) END AS wall_sale_ts"]
+    return names + ids + money + quantity + sale_ts
+
+
 def _name(name: str) -> str:
-    """Trimmed text with inner whitespace collapsed; blank becomes null. The regex runs only on the
-    rare value that needs it: on every value it dominated the cleaning pass."""
-    value = f"btrim({name}, {_text(WHITESPACE)})"
-    messy = " OR ".join(f"contains({value}, {_text(w)})" for w in ("  ", "\t", "\n", "\r"))
-    runs = _text(r"\s+")
-    collapsed = f"CASE WHEN {messy} THEN regexp_replace({value}, {runs}, ' ') ELSE {value} END"
-    return f"CASE WHEN {collapsed} = '' THEN NULL ELSE {collapsed} END"
+    """Unicode whitespace trimmed and inner runs collapsed to one space; blank becomes null.
+
+    Regexes run only on the rare value that needs them: a regex search on every value cost ~2.5 s
+    of a 1M-line pass. An ASCII value (as many characters as bytes) is searched with `contains`
+    for two spaces or an ASCII whitespace other than space; only other values with a regex."""
+    w = f"btrim({name}, {_text(UNICODE_WHITESPACE)})"
+    ascii_mess = " OR ".join(f"contains({w}, {_text(m)})" for m in ["  ", *ASCII_WHITESPACE.replace(" ", "")])
+    messy = f"CASE WHEN length({w}) = octet_length({w}) THEN {ascii_mess} ELSE {w} rlike {_text(_INNER_MESS)} END"
+    return (f"CASE WHEN {w} = '' THEN NULL WHEN {messy} "
+            f"THEN regexp_replace({w}, {_text(_WHITESPACE_CLASS + '+')}, ' ') ELSE {w} END")
+
+
+def _id(name: str) -> str:
+    """A positive integer id, else null (unparseable)."""
+    return f"CASE WHEN i_{name} > 0 THEN i_{name} END"
+
+
+def _quantity(name: str) -> str:
+    """An integer; an integral decimal (`2.0`, pandas' float export) is that integer (in
+    `_helpers`); `2.5` is null."""
+    return f"i_{name}"
+
+
+def _money(name: str) -> str:
+    """At most two decimals (in `_helpers`: more is null, never rounded), within numeric(12,2)."""
+    return f"m_{name}"
+
+
+def _sale_ts(name: str) -> str:
+    """Wall time in SALES_TIMEZONE (converted in `_helpers` when the text has a zone); before 1900
+    is null (unparseable)."""
+    return f"CASE WHEN wall_{name} >= TIMESTAMP_NTZ '{EARLIEST_SALE}' THEN wall_{name} END"
 
 
 PARSED_COLUMNS = {"sale_id": "bigint", "order_id": "bigint", "customer_id": "bigint", "quantity": "int",
                   "unit_price": MONEY, "amount": MONEY, "sale_ts": "timestamp_ntz"}
 
 
+def _parsed(name: str) -> str:
+    if name in ID_COLUMNS:
+        return _id(name)
+    if name == "quantity":
+        return _quantity(name)
+    if name == "sale_ts":
+        return _sale_ts(name)
+    return _money(name)
+
+
 def _why_unparsed(name: str) -> tuple[str, str]:
-    """(missing, unparseable) for a parsed column. Spark's cast already ignores surrounding
-    whitespace, so the text is looked at only when the parse failed: blank means missing, anything
-    else unparseable. (Trimming every value first cost ~1 s of a 1M-line pass.)"""
+    """(missing, unparseable) for a parsed column. The text is looked at only when the parse
+    failed: blank (Unicode whitespace only) means missing, anything else unparseable. (Trimming
+    every value first cost ~1 s of a 1M-line pass.)"""
     failed = f"t_{name} IS NULL"
-    blank = f"({name} IS NULL OR btrim({name}, {_text(WHITESPACE)}) = '')"
+    blank = f"({name} IS NULL OR btrim({name}, {_text(UNICODE_WHITESPACE)}) = '')"
     # CASE, not AND: Spark would otherwise evaluate `blank` on every line as a common subexpression
     return f"CASE WHEN {failed} THEN {blank} ELSE false END", f"CASE WHEN {failed} THEN NOT {blank} ELSE false END"
 
 
-def classify_sales(raw: DataFrame, run_date: date) -> DataFrame:
+def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> DataFrame:
     """The raw text columns as they arrived, typed values (`t_*`), `reason` (null when kept) and
-    `amount_repaired`."""
+    `amount_repaired`. `timezone` (SALES_TIMEZONE) is what `sale_ts` is read in and converted to."""
     require_raw_columns(raw.columns)
     typed = raw.selectExpr(*[f"CAST({c} AS STRING) AS {c}" for c in RAW_COLUMNS]).selectExpr(
-        "*",
-        *[f"try_cast({c} AS {t}) AS t_{c}" for c, t in PARSED_COLUMNS.items()],
-        *[f"initcap({_name(c)}) AS t_{c}" for c in NAME_COLUMNS],
+        *RAW_COLUMNS, *_helpers(timezone),
+    ).selectExpr(
+        *RAW_COLUMNS,
+        *[f"{_parsed(c)} AS t_{c}" for c in PARSED_COLUMNS],
+        *[f"t_{c}" for c in NAME_COLUMNS],
     ).selectExpr(
         "*",
         f"CASE WHEN abs(t_quantity * t_unit_price) <= {MAX_MONEY!r}D "
