@@ -1,4 +1,4 @@
-"""Runtime configuration from the environment (DESIGN.md section 4), read in one place."""
+"""Runtime configuration from the environment (the table in the README's Configuration section), read in one place."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The stored tables of the contract (DESIGN.md section 3), defined once.
+"""The stored tables of the contract (docs/contract.md, "Tables"), defined once.
 
 Each `PgTable` gives the PostgreSQL DDL, the Arrow schema the binary COPY needs, the Spark schema
 the DataFrame is cast to, and the `TableSchema` the Dagster UI shows: one definition, four views.
