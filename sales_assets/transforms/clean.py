@@ -95,17 +95,24 @@ def _helpers(timezone: str) -> list[str]:
     return names + ids + money + quantity + sale_ts
 
 
-def _name(name: str) -> str:
-    """Unicode whitespace trimmed and inner runs collapsed to one space; blank becomes null.
+def _trimmed(name: str) -> str:
+    return f"btrim({name}, {_text(UNICODE_WHITESPACE)})"
 
-    Regexes run only on the rare value that needs them: a regex search on every value cost ~2.5 s
-    of a 1M-line pass. An ASCII value (as many characters as bytes) is searched with `contains`
-    for two spaces or an ASCII whitespace other than space; only other values with a regex."""
-    w = f"btrim({name}, {_text(UNICODE_WHITESPACE)})"
-    ascii_mess = " OR ".join(f"contains({w}, {_text(m)})" for m in ["  ", *ASCII_WHITESPACE.replace(" ", "")])
-    messy = f"CASE WHEN length({w}) = octet_length({w}) THEN {ascii_mess} ELSE {w} rlike {_text(_INNER_MESS)} END"
-    return (f"CASE WHEN {w} = '' THEN NULL WHEN {messy} "
-            f"THEN regexp_replace({w}, {_text(_WHITESPACE_CLASS + '+')}, ' ') ELSE {w} END")
+
+# Whether any of a line's names needs its inner whitespace collapsed, looked at once for all three
+# (fewer calls, less generated code): ASCII text (as many characters as bytes) without two spaces or
+# an ASCII whitespace other than space needs nothing; anything else goes through the regex.
+_NAMES = "concat_ws('|', " + ", ".join(_trimmed(c) for c in NAME_COLUMNS) + ")"
+_MESSY_NAMES = " OR ".join([f"length({_NAMES}) <> octet_length({_NAMES})"]
+                           + [f"contains({_NAMES}, {_text(m)})" for m in ["  ", *ASCII_WHITESPACE.replace(" ", "")]])
+
+
+def _name(name: str) -> str:
+    """Unicode whitespace trimmed and inner runs collapsed to one space; blank becomes null. The
+    regex runs only on lines that need it: a regex search on every name cost ~2.5 s of 1M lines."""
+    w = _trimmed(name)
+    return (f"CASE WHEN {_MESSY_NAMES} THEN nullif(regexp_replace({w}, {_text(_WHITESPACE_CLASS + '+')}, ' '), '') "
+            f"ELSE nullif({w}, '') END")
 
 
 def _id(name: str) -> str:
@@ -176,29 +183,41 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
         ["false"] + [why[c][1] for c in PARSED_COLUMNS]
         # quantity * unit_price beyond numeric(12,2) cannot be stored, nor can a name with a NUL
         + ["expected_amount IS NULL"] + [f"contains(t_{c}, {_text(NUL)})" for c in NAME_COLUMNS])
-    end_of_run_date = datetime.combine(run_date + timedelta(days=1), time.min)
+    future = f"t_sale_ts >= TIMESTAMP_NTZ '{datetime.combine(run_date + timedelta(days=1), time.min).isoformat(sep=' ')}'"
     reason = (
         f"CASE WHEN {missing} THEN 'missing_field' "
         f"WHEN {unparseable} THEN 'unparseable' "
         "WHEN t_quantity <= 0 THEN 'non_positive_quantity' "
         "WHEN t_unit_price <= 0 THEN 'non_positive_price' "
-        f"WHEN t_sale_ts >= TIMESTAMP_NTZ '{end_of_run_date.isoformat(sep=' ')}' THEN 'future_date' END"
+        f"WHEN {future} THEN 'future_date' END"
     )
-    typed = typed.selectExpr("*", f"{reason} AS reason")
-    typed = _mark_duplicates(typed)
+    # Whether a line breaks any rule is all the shuffle before the duplicate rule needs; which rule
+    # it breaks is worked out after it, on the rejected lines only. (Computed before it, the rules'
+    # code made one generated Java method too big for the JIT to compile: 2x slower.) `valid` is
+    # exactly `reason IS NULL`: a blank optional field is not a fault, any other unparsed one is.
+    blank = {c: f"({c} IS NULL OR btrim({c}, {_text(UNICODE_WHITESPACE)}) = '')" for c in ("customer_id", "amount")}
+    faults = ([f"t_{c} IS NULL" for c in (*REQUIRED_COLUMNS,)]
+              + [f"(t_{c} IS NULL AND NOT {blank[c]})" for c in blank]
+              + ["expected_amount IS NULL"] + [f"contains(t_{c}, {_text(NUL)})" for c in NAME_COLUMNS]
+              + ["t_quantity <= 0", "t_unit_price <= 0", future])
+    typed = typed.selectExpr("*", f"NOT ({' OR '.join(faults)}) AS valid")
+    typed = _mark_duplicates(typed, reason)
     repaired = f"reason IS NULL AND (t_amount IS NULL OR abs(t_amount - expected_amount) > {AMOUNT_TOLERANCE!r}D)"
     return typed.selectExpr("*", f"{repaired} AS amount_repaired")
 
 
-def _mark_duplicates(typed: DataFrame) -> DataFrame:
-    """`reason = duplicate` for all but one valid line per sale_id. The line kept is the first by
-    its full content, so the choice never depends on file order or partitioning. (Measured: one
-    window beats finding repeated ids first and sorting only those, which scans the input 3x.)"""
+def _mark_duplicates(typed: DataFrame, reason: str) -> DataFrame:
+    """`reason`: the rule a rejected line breaks, or `duplicate` for all but one valid line per
+    sale_id. The line kept is the first by its full content, so the choice never depends on file
+    order or partitioning. (Measured: one window beats finding repeated ids first and sorting only
+    those, which scans the input 3x.)"""
     order = ", ".join([f"t_{c} ASC NULLS FIRST" for c in CLEANED_COLUMNS[1:]] +
                       [f"{c} ASC NULLS FIRST" for c in RAW_COLUMNS])
-    rank = f"row_number() OVER (PARTITION BY t_sale_id, reason IS NULL ORDER BY {order})"
-    duplicate = f"CASE WHEN reason IS NULL AND {rank} > 1 THEN 'duplicate' ELSE reason END"
-    return typed.withColumn("reason", F.expr(duplicate))
+    rank = f"row_number() OVER (PARTITION BY t_sale_id, valid ORDER BY {order})"
+    ranked = typed.selectExpr("*", f"{rank} AS rank_in_sale")
+    return ranked.selectExpr(
+        *[c for c in typed.columns if c != "valid"],
+        f"CASE WHEN NOT valid THEN {reason} WHEN rank_in_sale > 1 THEN 'duplicate' END AS reason")
 
 
 def _cleaned_columns() -> list[str]:
