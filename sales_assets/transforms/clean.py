@@ -65,6 +65,8 @@ ID_COLUMNS = ("sale_id", "order_id", "customer_id")
 
 
 def _helpers(timezone: str) -> list[str]:
+    """Names, money and quantities as their final `t_*` columns; ids (`i_*`) and the wall time
+    (`wall_sale_ts`) for the bounds the next step checks."""
     names = [f"initcap({_name(c)}) AS t_{c}" for c in NAME_COLUMNS]
     ids = [f"try_cast({c} AS BIGINT) AS i_{c}" for c in ID_COLUMNS]
     # Money and quantities are checked as text, so nothing is rounded on the way. `point` is where
@@ -80,11 +82,12 @@ def _helpers(timezone: str) -> list[str]:
         zeros_beyond_cents = (f"({point} > 0 AND NOT contains({c}, 'e') AND NOT contains({c}, 'E') "
                               f"AND btrim(substring({text}, {point} + 3), '0') = '')")
         money.append(f"CASE WHEN {plain} THEN try_cast({c} AS {MONEY}) WHEN {zeros_beyond_cents} "
-                     f"THEN try_cast(substring({text}, 1, {point} + 2) AS {MONEY}) END AS m_{c}")
+                     f"THEN try_cast(substring({text}, 1, {point} + 2) AS {MONEY}) END AS t_{c}")
     text, point = "trim(quantity)", "instr(trim(quantity), '.')"
     integral = f"({point} > 0 AND btrim(substring({text}, {point} + 1), '0') = '')"
+    # an integral decimal (`2.0`, pandas' float export) is that integer; `2.5` is null
     quantity = [f"coalesce(try_cast(quantity AS INT), CASE WHEN {integral} "
-                f"THEN try_cast(substring({text}, 1, {point} - 1) AS INT) END) AS i_quantity"]
+                f"THEN try_cast(substring({text}, 1, {point} - 1) AS INT) END) AS t_quantity"]
     # the zone regex only where a zone may be: the text ends in a letter or in +hh, +hhmm, +hh:mm
     maybe = ("(NOT substr(sale_ts, -1) BETWEEN '0' AND '9' OR substr(sale_ts, -3, 1) IN ('+', '-') "
              "OR substr(sale_ts, -5, 1) IN ('+', '-') OR substr(sale_ts, -6, 1) IN ('+', '-'))")
@@ -117,38 +120,20 @@ def _name(name: str) -> str:
 
 def _id(name: str) -> str:
     """A positive integer id, else null (unparseable)."""
-    return f"CASE WHEN i_{name} > 0 THEN i_{name} END"
+    return f"CASE WHEN i_{name} > 0 THEN i_{name} END AS t_{name}"
 
 
-def _quantity(name: str) -> str:
-    """An integer; an integral decimal (`2.0`, pandas' float export) is that integer (in
-    `_helpers`); `2.5` is null."""
-    return f"i_{name}"
-
-
-def _money(name: str) -> str:
-    """At most two decimals (in `_helpers`: more is null, never rounded), within numeric(12,2)."""
-    return f"m_{name}"
-
-
-def _sale_ts(name: str) -> str:
+def _sale_ts() -> str:
     """Wall time in SALES_TIMEZONE (converted in `_helpers` when the text has a zone); before 1900
     is null (unparseable)."""
-    return f"CASE WHEN wall_{name} >= TIMESTAMP_NTZ '{EARLIEST_SALE}' THEN wall_{name} END"
+    return f"CASE WHEN wall_sale_ts >= TIMESTAMP_NTZ '{EARLIEST_SALE}' THEN wall_sale_ts END AS t_sale_ts"
 
 
-PARSED_COLUMNS = {"sale_id": "bigint", "order_id": "bigint", "customer_id": "bigint", "quantity": "int",
-                  "unit_price": MONEY, "amount": MONEY, "sale_ts": "timestamp_ntz"}
+PARSED_COLUMNS = (*ID_COLUMNS, "quantity", *MONEY_COLUMNS, "sale_ts")
 
 
-def _parsed(name: str) -> str:
-    if name in ID_COLUMNS:
-        return _id(name)
-    if name == "quantity":
-        return _quantity(name)
-    if name == "sale_ts":
-        return _sale_ts(name)
-    return _money(name)
+def _blank(name: str) -> str:
+    return f"({name} IS NULL OR {_trimmed(name)} = '')"
 
 
 def _why_unparsed(name: str) -> tuple[str, str]:
@@ -156,7 +141,7 @@ def _why_unparsed(name: str) -> tuple[str, str]:
     failed: blank (Unicode whitespace only) means missing, anything else unparseable. (Trimming
     every value first cost ~1 s of a 1M-line pass.)"""
     failed = f"t_{name} IS NULL"
-    blank = f"({name} IS NULL OR btrim({name}, {_text(UNICODE_WHITESPACE)}) = '')"
+    blank = _blank(name)
     # CASE, not AND: Spark would otherwise evaluate `blank` on every line as a common subexpression
     return f"CASE WHEN {failed} THEN {blank} ELSE false END", f"CASE WHEN {failed} THEN NOT {blank} ELSE false END"
 
@@ -168,9 +153,8 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
     typed = raw.selectExpr(*[f"CAST({c} AS STRING) AS {c}" for c in RAW_COLUMNS]).selectExpr(
         *RAW_COLUMNS, *_helpers(timezone),
     ).selectExpr(
-        *RAW_COLUMNS,
-        *[f"{_parsed(c)} AS t_{c}" for c in PARSED_COLUMNS],
-        *[f"t_{c}" for c in NAME_COLUMNS],
+        *RAW_COLUMNS, *[_id(c) for c in ID_COLUMNS],
+        *[f"t_{c}" for c in ("quantity", *MONEY_COLUMNS)], _sale_ts(), *[f"t_{c}" for c in NAME_COLUMNS],
     ).selectExpr(
         "*",
         f"CASE WHEN abs(t_quantity * t_unit_price) <= {MAX_MONEY!r}D "
@@ -195,9 +179,9 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
     # it breaks is worked out after it, on the rejected lines only. (Computed before it, the rules'
     # code made one generated Java method too big for the JIT to compile: 2x slower.) `valid` is
     # exactly `reason IS NULL`: a blank optional field is not a fault, any other unparsed one is.
-    blank = {c: f"({c} IS NULL OR btrim({c}, {_text(UNICODE_WHITESPACE)}) = '')" for c in ("customer_id", "amount")}
-    faults = ([f"t_{c} IS NULL" for c in (*REQUIRED_COLUMNS,)]
-              + [f"(t_{c} IS NULL AND NOT {blank[c]})" for c in blank]
+    optional = [c for c in PARSED_COLUMNS if c not in REQUIRED_COLUMNS]
+    faults = ([f"t_{c} IS NULL" for c in REQUIRED_COLUMNS]
+              + [f"(t_{c} IS NULL AND NOT {_blank(c)})" for c in optional]
               + ["expected_amount IS NULL"] + [f"contains(t_{c}, {_text(NUL)})" for c in NAME_COLUMNS]
               + ["t_quantity <= 0", "t_unit_price <= 0", future])
     typed = typed.selectExpr("*", f"NOT ({' OR '.join(faults)}) AS valid")

@@ -42,10 +42,9 @@ def read_raw_file(spark: SparkSession, path: str) -> DataFrame:
     """The raw columns of a CSV (with a header) or Parquet file, every value as text; extra
     columns are ignored, missing ones are an error. Checked before anything is written."""
     _check_local_file(path)
-    lower = path.lower().rstrip("/")
     if is_parquet(path):
         frame = _read_parquet(spark, path)
-    elif lower.endswith(CSV_SUFFIXES):
+    elif path.lower().rstrip("/").endswith(CSV_SUFFIXES):
         frame = _read_csv(spark, path)
     else:
         raise SourceFileError(f"source_path {path} must end in .csv, .csv.gz, .txt or .parquet")
