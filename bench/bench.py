@@ -1,9 +1,9 @@
-"""`make bench`: the real graph at 1M rows next to the same work done the way the typical course
-project does it, plus the PostgreSQL COPY floor. Writes bench/results.json and prints a table.
+"""`make bench`: the real graph at 1M rows next to the same work done the way a typical per-row
+pipeline does it, plus the PostgreSQL COPY floor. Writes bench/results.json and prints a table.
 
 Ours: the same Dagster job as `make run` (in-process executor, one Spark session), on fresh tables
 in a separate data directory (SALES_DATA_DIR/bench), so your dev tables are left alone.
-Peer-style baseline, same run: a per-row Faker loop for generation; pandas -> Spark without Arrow;
+The per-row baseline, same run: a per-row Faker loop for generation; pandas -> Spark without Arrow;
 the same cleaning, then every cleaned row collected to the driver and inserted with `executemany`;
 aggregates computed the same way from a pandas read-back (Arrow off) and inserted row by row;
 ClickHouse rows inserted as Python tuples. It processes the very raw lines ours generated, and its
@@ -28,7 +28,7 @@ import psutil
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from sales_assets.run_date import RUN_DATE_TAG  # noqa: E402
+from sales_assets.resources.run_date import RUN_DATE_TAG  # noqa: E402
 from sales_assets.settings import Settings  # noqa: E402
 
 
@@ -99,11 +99,12 @@ def run_ours(settings: Settings, rows: int, run_date: str, spark_resource) -> di
 
 
 def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, spark) -> dict:
-    """The peer way, stage by stage, on the same raw lines."""
+    """A typical per-row pipeline, stage by stage, on the same raw lines."""
     import pandas as pd
     import psycopg
     from faker import Faker
 
+    from sales_assets.contract import CLEANED_SALES, CLICKHOUSE_AGGREGATES, SALES_AGGREGATES
     from sales_assets.definitions import clickhouse_resource, postgres_resource
     from sales_assets.transforms.aggregate import aggregate_sales
     from sales_assets.transforms.clean import classify_sales, cleaned_lines
@@ -117,7 +118,7 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
         products = [fake.word().title() for _ in range(48)]
         regions = [fake.city() for _ in range(12)]
         lines = []
-        for i in range(rows):  # the per-row loop the peers write
+        for i in range(rows):  # the per-row loop of a typical pipeline
             q, p = rnd.randint(1, 5), round(rnd.uniform(1, 500), 2)
             lines.append({"sale_id": i + 1, "order_id": i // 2 + 1, "customer_id": rnd.randint(1, 50000),
                           "product": rnd.choice(products), "category": "Misc", "region": rnd.choice(regions),
@@ -134,42 +135,45 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
         with timed(t, "clean_and_collect_to_driver"):
             cleaned_rows = cleaned_lines(classify_sales(raw, run_date)).collect()
         pg = postgres_resource(settings, in_definitions=False)
+        pg.start()
         with timed(t, "pg_load_executemany"), pg.connect(autocommit=False) as conn:
-            conn.execute("drop schema if exists bench_peer cascade; create schema bench_peer")
-            conn.execute("create table bench_peer.cleaned_sales (like sales.cleaned_sales)")
+            conn.execute("drop schema if exists bench_baseline cascade; create schema bench_baseline")
+            conn.execute(f"create table bench_baseline.cleaned_sales (like {CLEANED_SALES.qualified})")
             with conn.cursor() as cur:
-                cur.executemany("insert into bench_peer.cleaned_sales values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                cur.executemany("insert into bench_baseline.cleaned_sales values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                                 [tuple(r) for r in cleaned_rows])
             conn.commit()
         del cleaned_rows
         with timed(t, "aggregate_via_pandas_no_arrow"), pg.connect(autocommit=False) as conn:
             with conn.cursor() as cur:
-                cur.execute("select * from bench_peer.cleaned_sales")
+                cur.execute("select * from bench_baseline.cleaned_sales")
                 cols = [d.name for d in cur.description]
                 pdf = pd.DataFrame(cur.fetchall(), columns=cols)
             aggregates = aggregate_sales(spark.createDataFrame(pdf)).collect()
-            conn.execute("create table bench_peer.sales_aggregates (like sales.sales_aggregates)")
+            conn.execute(f"create table bench_baseline.sales_aggregates (like {SALES_AGGREGATES.qualified})")
             with conn.cursor() as cur:
-                cur.executemany("insert into bench_peer.sales_aggregates values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                cur.executemany("insert into bench_baseline.sales_aggregates values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                                 [tuple(r) for r in aggregates])
             conn.commit()
         with timed(t, "clickhouse_row_inserts"):
-            client = clickhouse_resource(settings, in_definitions=False).get_client()
-            client.command("create table if not exists sales.bench_peer_aggregates as sales.sales_aggregates")
-            client.command("truncate table sales.bench_peer_aggregates")
+            clickhouse = clickhouse_resource(settings, in_definitions=False)
+            client = clickhouse.get_client()
+            baseline_table = f"{CLICKHOUSE_AGGREGATES.schema}.bench_baseline_aggregates"
+            client.command(f"create table if not exists {baseline_table} as {CLICKHOUSE_AGGREGATES.qualified}")
+            client.command(f"truncate table {baseline_table}")
             now = pd.Timestamp.now().to_pydatetime().replace(microsecond=0)
-            client.insert("sales.bench_peer_aggregates",
-                          [list(r) + [run_date, now] for r in aggregates])
+            client.insert(baseline_table, [list(r) + [run_date, now] for r in aggregates])
+            clickhouse.close()
     finally:
         spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     t["e2e_s"] = round(time.perf_counter() - started, 3)
     with pg.connect() as conn:  # same work, same tables
-        for table in ("cleaned_sales", "sales_aggregates"):
-            diff = conn.execute(f"select count(*) from ((select * from sales.{table} except all "
-                                f"select * from bench_peer.{table}) union all (select * from bench_peer.{table} "
-                                f"except all select * from sales.{table})) d").fetchone()[0]
-            t[f"{table}_rows_differing_from_ours"] = diff
-        conn.execute("drop schema bench_peer cascade")
+        for table in (CLEANED_SALES, SALES_AGGREGATES):
+            ours, baseline = table.qualified, f"bench_baseline.{table.name}"
+            diff = conn.execute(f"select count(*) from ((select * from {ours} except all select * from {baseline}) "
+                                f"union all (select * from {baseline} except all select * from {ours})) d").fetchone()[0]
+            t[f"{table.name}_rows_differing_from_ours"] = diff
+        conn.execute("drop schema bench_baseline cascade")
     return t
 
 
@@ -184,11 +188,14 @@ def load_vs_floor(settings: Settings, spark, repeats: int = 3) -> dict:
 
     import adbc_driver_postgresql.dbapi as adbc
 
+    from sales_assets.contract import CLEANED_SALES
     from sales_assets.definitions import postgres_resource
-    from sales_assets.io_managers.pg_transfer import read_arrow, read_frame, replace_table
-    from sales_assets.tables import CLEANED_SALES
+    from sales_assets.pg_transfer import read_arrow, read_frame, replace_table
+    from sales_assets.pg_transfer.write import create_table_sql
 
     pg = postgres_resource(settings, in_definitions=False)
+    pg.start()
+    floor = replace(CLEANED_SALES, name="bench_copy_floor")
     table = read_arrow(pg.dsn, CLEANED_SALES)
     frame = read_frame(spark, pg.dsn, CLEANED_SALES, spark.sparkContext.defaultParallelism).cache()
     frame.count()
@@ -197,18 +204,18 @@ def load_vs_floor(settings: Settings, spark, repeats: int = 3) -> dict:
     with adbc.connect(pg.dsn) as conn, pg.connect() as admin:
         for _ in range(repeats):
             with conn.cursor() as cur:
-                cur.execute("drop table if exists sales.bench_copy_floor")
-                cur.execute(CLEANED_SALES.create_sql("bench_copy_floor"))
+                cur.execute(f"drop table if exists {floor.qualified}")
+                cur.execute(create_table_sql(floor).as_string())
             conn.commit()
             admin.execute("checkpoint")
             started = time.perf_counter()
             with conn.cursor() as cur:
-                cur.adbc_ingest("bench_copy_floor", table, mode="append", db_schema_name="sales")
+                cur.adbc_ingest(floor.name, table, mode="append", db_schema_name=floor.schema)
             conn.commit()
             floor_runs.append(round(time.perf_counter() - started, 3))
             admin.execute("checkpoint")
             ours.append(replace_table(frame, pg.dsn, ours_target))
-        admin.execute("drop table sales.bench_copy_floor")
+        admin.execute(f"drop table {floor.qualified}")
         admin.execute(f"drop table {ours_target.qualified}")
     frame.unpersist()
     best = min(ours, key=lambda stats: stats.seconds)
@@ -222,7 +229,7 @@ def load_vs_floor(settings: Settings, spark, repeats: int = 3) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--no-baseline", action="store_true", help="skip the peer-style baseline")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the per-row baseline")
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results.json"))
     args = parser.parse_args()
 
@@ -236,11 +243,14 @@ def main() -> None:
                                   "SALES_PG_URL": "", "SALES_CH_URL": ""})
     run_date = date.today()
 
+    from sales_assets.contract import SCHEMA
     from sales_assets.definitions import postgres_resource
     from sales_assets.resources.spark import SparkResource, spark_config
 
-    with postgres_resource(settings, in_definitions=False).connect() as conn:
-        conn.execute("drop schema if exists sales cascade")
+    postgres = postgres_resource(settings, in_definitions=False)
+    postgres.start()
+    with postgres.connect() as conn:
+        conn.execute(f"drop schema if exists {SCHEMA} cascade")
 
     results: dict = {"rows": args.rows, "machine": f"{os.cpu_count()} cores, "
                      f"{round(psutil.virtual_memory().total / 2**30)} GiB", "spark_master": settings.spark_master}
@@ -267,7 +277,7 @@ def main() -> None:
         results["speedup_vs_baseline"] = round(results["baseline_e2e_s"] / results["e2e_s"], 2)
     spark.stop()
 
-    from sales_assets.resources.embedded import EmbeddedPostgres
+    from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 
     EmbeddedPostgres(settings.embedded_pg_dir).stop()  # the bench's own server: leave nothing running
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
@@ -290,7 +300,7 @@ def print_table(r: dict) -> None:
     print("  our load's phases: " + ", ".join(f"{k} {v:.2f}" for k, v in r["pg_load_phases_s"].items()))
     print(f"{'peak RSS (driver JVM + Python), MB':<44}{r['peak_rss_mb']:>10,}")
     if "baseline_e2e_s" in r:
-        print("peer-style baseline:")
+        print("per-row baseline:")
         for stage, value in r["baseline_stages"].items():
             print(f"  {stage:<42}{value:>10}")
         print(f"{'  baseline end to end (incl. Spark start)':<44}{r['baseline_e2e_s']:>10.2f}")

@@ -14,14 +14,12 @@ from dagster import (
 from psycopg import IsolationLevel
 from pydantic import Field
 
+from sales_assets.contract import CLEANED_SALES, CLICKHOUSE_AGGREGATES, REJECTED_SALES, SALES_AGGREGATES
 from sales_assets.io_managers.parquet import parquet_row_count
-from sales_assets.resources.clickhouse import AGGREGATES_TABLE, DATABASE, ClickHouseResource
+from sales_assets.resources.clickhouse import ClickHouseResource
 from sales_assets.resources.postgres import PostgresResource
-from sales_assets.resources.run_lock import RunLockResource
+from sales_assets.resources.run_date import RunDateResource
 from sales_assets.resources.spark import SparkResource
-from sales_assets.run_date import RunDateResource
-from sales_assets.tables import CLEANED_SALES, REJECTED_SALES, SALES_AGGREGATES
-from sales_assets.transforms.aggregate import AGGREGATE_COLUMNS
 from sales_assets.transforms.ingest import count_source_records
 
 RAW_ROW_COUNT = "raw_row_count_as_requested"
@@ -31,7 +29,8 @@ REJECTED_SHARE = "rejected_share_below_threshold"
 AGGREGATES_RECONCILE = "aggregates_match_cleaned_totals"
 CLICKHOUSE_RECONCILES = "clickhouse_snapshot_matches_postgres"
 
-AGGREGATE_COLUMN_LIST = ", ".join(AGGREGATE_COLUMNS)  # the same columns, in the same order, in both databases
+# the PostgreSQL columns, in the same order, in both databases
+AGGREGATE_COLUMN_LIST = ", ".join(SALES_AGGREGATES.column_names)
 
 
 def _latest_metadata(context: AssetCheckExecutionContext, asset: str) -> dict:
@@ -146,10 +145,9 @@ def aggregates_match_cleaned_totals(postgres: PostgresResource) -> AssetCheckRes
              description="The ClickHouse snapshot for the run's import_date equals the PostgreSQL "
                          "aggregates row for row.")
 def clickhouse_snapshot_matches_postgres(context: AssetCheckExecutionContext, postgres: PostgresResource,
-                                         clickhouse: ClickHouseResource,
-                                         run_lock: RunLockResource) -> AssetCheckResult:
+                                         clickhouse: ClickHouseResource) -> AssetCheckResult:
     # the snapshot the latest load wrote: a check run alone on a later day compares that one, not
-    # a date nothing was loaded for yet. run_lock: chdb allows one process per data path.
+    # a date nothing was loaded for yet.
     loaded = _latest_metadata(context, "clickhouse_sales_aggregates").get("import_date")
     if loaded is None:
         return AssetCheckResult(passed=False, metadata={"problem": "no ClickHouse load recorded yet"})
@@ -157,7 +155,7 @@ def clickhouse_snapshot_matches_postgres(context: AssetCheckExecutionContext, po
     with postgres.connect() as conn:
         pg_rows = {tuple(r) for r in conn.execute(f"select {AGGREGATE_COLUMN_LIST} from {SALES_AGGREGATES.qualified}")}
     ch_rows = {tuple(r) for r in clickhouse.get_client().query(
-        f"select {AGGREGATE_COLUMN_LIST} from {DATABASE}.{AGGREGATES_TABLE} where import_date = {{d:Date}}",
+        f"select {AGGREGATE_COLUMN_LIST} from {CLICKHOUSE_AGGREGATES.qualified} where import_date = {{d:Date}}",
         parameters={"d": import_date}).result_rows}
     # equal sets, both empty included: an all-rejected run loads an empty snapshot for its date
     return AssetCheckResult(passed=pg_rows == ch_rows, metadata={

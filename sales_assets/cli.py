@@ -53,13 +53,13 @@ def cmd_env(settings: Settings) -> int:
     from sales_assets.definitions import clickhouse_resource, postgres_resource
 
     # quoted for `eval "$(make -s env)"`: URLs carry `&` between their query parameters
-    print(f"SALES_PG_URL={shlex.quote(postgres_resource(settings, in_definitions=False).dsn)}")
+    print(f"SALES_PG_URL={shlex.quote(postgres_resource(settings, in_definitions=False).start())}")
     print(f"SALES_CH_URL={shlex.quote(clickhouse_resource(settings, in_definitions=False).dsn)}")
     return 0
 
 
 def cmd_stop(settings: Settings) -> int:
-    from sales_assets.resources.embedded import EmbeddedPostgres
+    from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 
     stopped = EmbeddedPostgres(settings.embedded_pg_dir).stop()
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
@@ -67,7 +67,7 @@ def cmd_stop(settings: Settings) -> int:
 
 
 def cmd_spark_cluster(settings: Settings) -> int:
-    from sales_assets.cluster import LocalCluster
+    from sales_assets.dev.spark_cluster import LocalCluster
 
     url = LocalCluster(settings.data_dir / "spark-cluster").start()
     print(f"Spark standalone cluster up (one worker): SALES_SPARK_MASTER={url}")
@@ -75,7 +75,7 @@ def cmd_spark_cluster(settings: Settings) -> int:
 
 
 def cmd_spark_cluster_stop(settings: Settings) -> int:
-    from sales_assets.cluster import LocalCluster
+    from sales_assets.dev.spark_cluster import LocalCluster
 
     stopped = LocalCluster(settings.data_dir / "spark-cluster").stop()
     print("Spark cluster stopped" if stopped else "no Spark cluster was running")
@@ -83,10 +83,12 @@ def cmd_spark_cluster_stop(settings: Settings) -> int:
 
 
 def cmd_jvm_archive(settings: Settings) -> int:
-    from sales_assets.resources import jvm_archive
+    from sales_assets.dev import jvm_archive
+    from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, spark_config
 
     started = time.perf_counter()
-    path = jvm_archive.build()
+    # as the runs' driver, minus an archive already there: the new one records every class anew
+    path = jvm_archive.build(spark_config("local[2]", **{"spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS}))
     print(f"JVM class archive for the Spark driver: {path} "
           f"({path.stat().st_size >> 20} MB, built in {time.perf_counter() - started:.0f} s)")
     return 0

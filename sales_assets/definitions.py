@@ -1,18 +1,25 @@
-"""The code location: assets, resources per environment, the job and its schedule."""
+"""The code location: assets, checks, resources per environment, the job and its schedule.
+
+Start reading here. `build_definitions(settings)` wires everything from one `Settings`; `defs` is
+what Dagster loads, built when Dagster asks for it (nothing reads the environment at import).
+"""
 
 from __future__ import annotations
 
+import dagster as dg
 from dagster import Definitions, EnvVar, in_process_executor
 
-from sales_assets.assets import ALL_ASSETS
+from sales_assets.assets import build_raw_sales, clean_sales, clickhouse_sales_aggregates, sales_aggregates
 from sales_assets.checks import ALL_CHECKS
+from sales_assets.io_managers.clickhouse import ClickHouseIOManager
 from sales_assets.io_managers.parquet import SparkParquetIOManager
 from sales_assets.io_managers.postgres import PostgresIOManager
 from sales_assets.jobs import build_schedule, sales_job
-from sales_assets.resources import ClickHouseResource, PostgresResource, SparkResource
+from sales_assets.resources.clickhouse import ClickHouseResource
+from sales_assets.resources.postgres import PostgresResource
+from sales_assets.resources.run_date import RunDateResource
 from sales_assets.resources.run_lock import RunLockResource
-from sales_assets.resources.spark import spark_config
-from sales_assets.run_date import RunDateResource
+from sales_assets.resources.spark import SparkResource, spark_config
 from sales_assets.settings import Settings
 
 
@@ -23,30 +30,38 @@ def postgres_resource(settings: Settings, in_definitions: bool = True) -> Postgr
     return PostgresResource(url=url, embedded_dir=str(settings.embedded_pg_dir))
 
 
-def clickhouse_resource(settings: Settings, in_definitions: bool = True) -> ClickHouseResource:
+def clickhouse_resource(settings: Settings, in_definitions: bool = True,
+                        run_lock: RunLockResource | None = None) -> ClickHouseResource:
     url = settings.ch_url and (EnvVar("SALES_CH_URL") if in_definitions else settings.ch_url)
-    return ClickHouseResource(url=url, embedded_path=str(settings.embedded_ch_path))
+    run_lock = run_lock or RunLockResource(postgres=postgres_resource(settings, in_definitions))
+    return ClickHouseResource(url=url, embedded_path=str(settings.embedded_ch_path), run_lock=run_lock)
 
 
 def build_resources(settings: Settings, spark: SparkResource | None = None) -> dict:
     """Resources for `settings`: embedded databases unless the environment names servers."""
     spark = spark or SparkResource(spark_config=spark_config(settings.spark_master, **settings.spark_conf))
     postgres = postgres_resource(settings)
+    # One run at a time: the I/O managers and the ClickHouse resource require the lock. Configured
+    # at launch, it is one resource that they all share (a fully configured one nested in another
+    # resource is set up anew inside it), and its wait is settable in the run config.
+    run_lock = RunLockResource.configure_at_launch(postgres=postgres)
+    clickhouse = clickhouse_resource(settings, run_lock=run_lock)
     return {
         "spark": spark,
         "postgres": postgres,
-        "clickhouse": clickhouse_resource(settings),
+        "clickhouse": clickhouse,
         "run_date": RunDateResource(timezone=settings.timezone),
-        "run_lock": RunLockResource(postgres=postgres),  # every asset requires it: one run at a time
-        "parquet_io_manager": SparkParquetIOManager(base_path=settings.parquet_uri, spark=spark),
-        "postgres_io_manager": PostgresIOManager(postgres=postgres, spark=spark),
+        "run_lock": run_lock,
+        "parquet_io_manager": SparkParquetIOManager(base_path=settings.parquet_uri, spark=spark, run_lock=run_lock),
+        "postgres_io_manager": PostgresIOManager(postgres=postgres, spark=spark, run_lock=run_lock),
+        "clickhouse_io_manager": ClickHouseIOManager(clickhouse=clickhouse, run_lock=run_lock),
     }
 
 
 def build_definitions(settings: Settings | None = None, spark: SparkResource | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     return Definitions(
-        assets=ALL_ASSETS,
+        assets=[build_raw_sales(settings), clean_sales, sales_aggregates, clickhouse_sales_aggregates],
         asset_checks=ALL_CHECKS,
         resources=build_resources(settings, spark),
         jobs=[sales_job],
@@ -55,4 +70,6 @@ def build_definitions(settings: Settings | None = None, spark: SparkResource | N
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> Definitions:
+    return build_definitions()

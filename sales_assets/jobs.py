@@ -5,7 +5,7 @@ from dagster import (
     AssetSelection, RunRequest, ScheduleEvaluationContext, define_asset_job, in_process_executor, schedule,
 )
 
-from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.settings import Settings
 
 SALES_JOB = "sales_job"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sales_assets.resources.clickhouse import AGGREGATES_TABLE, DATABASE
-from sales_assets.transforms.schema import REJECT_REASONS
+from sales_assets.contract import CLICKHOUSE_AGGREGATES, REJECT_REASONS, SALES_AGGREGATES
 
 
 def _metadata(result) -> dict[str, dict]:
@@ -39,13 +38,17 @@ def print_summary(result, instance, settings, wall_seconds: float) -> None:
         import_date = meta["clickhouse_sales_aggregates"]["import_date"]
         postgres = postgres_resource(settings, in_definitions=False)
         clickhouse = clickhouse_resource(settings, in_definitions=False)
+        postgres.start()
         with postgres.connect() as conn:
             pg_total = conn.execute(
-                "select sum(revenue) from sales.sales_aggregates where grain = 'region'").fetchone()[0]
-        ch_total = clickhouse.get_client().query(
-            f"select sum(revenue) from {DATABASE}.{AGGREGATES_TABLE} "
-            "where import_date = {d:String}::Date and grain = 'region'",
-            parameters={"d": import_date}).result_rows[0][0]
+                f"select sum(revenue) from {SALES_AGGREGATES.qualified} where grain = 'region'").fetchone()[0]
+        try:
+            ch_total = clickhouse.get_client().query(
+                f"select sum(revenue) from {CLICKHOUSE_AGGREGATES.qualified} "
+                "where import_date = {d:String}::Date and grain = 'region'",
+                parameters={"d": import_date}).result_rows[0][0]
+        finally:
+            clickhouse.close()
         print(f"  revenue total   PostgreSQL {pg_total}   ClickHouse {ch_total}   (import_date {import_date})")
     stats = [s for s in instance.get_run_step_stats(result.run_id) if s.end_time and s.start_time]
     if stats:

@@ -11,17 +11,16 @@ from pathlib import Path
 import pytest
 from dagster import instance_for_test
 
-# The run config's defaults are read from these when sales_assets is imported: a developer's
-# exported SALES_SOURCE_PATH would make every test run ingest that file instead of generating.
-for _name in ("SALES_SOURCE_PATH", "SALES_ROWS", "SALES_SEED"):
-    os.environ.pop(_name, None)
+from sales_assets.definitions import build_definitions, clickhouse_resource, postgres_resource
+from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+from sales_assets.resources.spark import SparkResource, spark_config
+from sales_assets.settings import Settings
 
-from sales_assets.definitions import build_definitions, clickhouse_resource, postgres_resource  # noqa: E402
-from sales_assets.resources.embedded import EmbeddedPostgres  # noqa: E402
-from sales_assets.resources.spark import SparkResource, spark_config  # noqa: E402
-from sales_assets.settings import Settings  # noqa: E402
-
-TEST_ENV = {"SALES_DATA_DIR": "", "SALES_PARQUET_URI": "", "SALES_PG_URL": "", "SALES_CH_URL": ""}
+# What the tests' settings never take from a developer's environment: their own data directory and
+# databases, and the run config's defaults (an exported SALES_SOURCE_PATH would make every run
+# ingest that file instead of generating).
+TEST_ENV = {"SALES_DATA_DIR": "", "SALES_PARQUET_URI": "", "SALES_PG_URL": "", "SALES_CH_URL": "",
+            "SALES_SOURCE_PATH": "", "SALES_ROWS": "", "SALES_SEED": ""}
 
 
 @pytest.fixture(scope="session")
@@ -59,17 +58,22 @@ def spark(spark_resource):
 @pytest.fixture(scope="session")
 def pg(settings):
     """The embedded PostgreSQL resource the definitions use (started here, stopped at the end)."""
-    return postgres_resource(settings, in_definitions=False)
+    resource = postgres_resource(settings, in_definitions=False)
+    resource.start()
+    return resource
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def ch(settings):
-    return clickhouse_resource(settings, in_definitions=False)
+    """The ClickHouse engine the definitions use; its client is closed after each test (chdb: one
+    process per data path, and some tests start other processes)."""
+    resource = clickhouse_resource(settings, in_definitions=False)
+    yield resource
+    resource.close()
 
 
 @pytest.fixture(scope="session")
 def defs(settings, spark_resource, pg):
-    pg.dsn  # start the server before the first run
     return build_definitions(settings, spark=spark_resource)
 
 

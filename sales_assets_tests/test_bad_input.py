@@ -8,10 +8,10 @@ import os
 import pytest
 
 from sales_assets.definitions import build_definitions
-from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.settings import Settings
-from sales_assets.tables import PG_TABLES
-from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets.contract import PG_TABLES
+from sales_assets.contract import RAW_COLUMNS
 from sales_assets_tests.conftest import TEST_ENV, query, run_config
 from sales_assets_tests.test_pipeline import ch_rows, materializations, table_digest
 

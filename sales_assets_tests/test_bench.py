@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sales_assets.resources.embedded import EmbeddedPostgres
+from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 from sales_assets_tests.conftest import TEST_ENV
 
 pytestmark = pytest.mark.integration
@@ -46,6 +46,6 @@ def test_bench_runs_and_the_baseline_builds_the_same_tables():
     assert list(phases) == ["lock", "prepare", "copy", "count", "keys", "analyze", "swap"]
     assert 0 < sum(phases.values()) <= results["pg_load_s"] + 0.005  # each rounded to the ms
     assert "our load's phases: lock" in done.stdout
-    # a fair comparison: the peer-style code wrote exactly our tables
+    # a fair comparison: the per-row baseline wrote exactly our tables
     assert results["baseline_stages"]["cleaned_sales_rows_differing_from_ours"] == 0
     assert results["baseline_stages"]["sales_aggregates_rows_differing_from_ours"] == 0

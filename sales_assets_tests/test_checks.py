@@ -6,8 +6,7 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection, materialize
 
 from sales_assets import checks as C
-from sales_assets.assets import ALL_ASSETS
-from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets_tests.conftest import query
 from sales_assets_tests.test_pipeline import ch_rows
 
@@ -32,7 +31,7 @@ def run_check(defs, instance):
     """Runs one check alone against what is stored now."""
 
     def run(check, run_config=None):
-        result = materialize([*ALL_ASSETS, *C.ALL_CHECKS], selection=AssetSelection.checks(check),
+        result = materialize([*defs.assets, *C.ALL_CHECKS], selection=AssetSelection.checks(check),
                              resources=defs.resources, instance=instance, tags=TAGS,
                              run_config=run_config, raise_on_error=False)
         return evaluations(result)[next(iter(check.check_specs)).name]
@@ -106,7 +105,7 @@ def test_clickhouse_reconciliation_fails_on_a_missing_row(good_run, run_check, c
 
 def test_clickhouse_check_run_alone_on_a_later_day_compares_the_loaded_snapshot(good_run, defs, instance):
     later = {RUN_DATE_TAG: "2026-12-31"}  # e.g. re-run from the UI weeks after the load
-    result = materialize([*ALL_ASSETS, *C.ALL_CHECKS], selection=AssetSelection.checks(C.clickhouse_snapshot_matches_postgres),
+    result = materialize([*defs.assets, *C.ALL_CHECKS], selection=AssetSelection.checks(C.clickhouse_snapshot_matches_postgres),
                          resources=defs.resources, instance=instance, tags=later, raise_on_error=False)
     evaluation = evaluations(result)[C.CLICKHOUSE_RECONCILES]
     assert evaluation.passed, evaluation.metadata
@@ -120,7 +119,7 @@ def test_a_failed_blocking_check_stops_the_aggregates_and_keeps_the_clickhouse_s
     query_exec(pg, "update sales.cleaned_sales set amount = amount * 2")  # every row now invalid
     selection = (AssetSelection.assets("sales_aggregates", "clickhouse_sales_aggregates")
                  | AssetSelection.checks(C.cleaned_rows_valid))
-    result = materialize([*ALL_ASSETS, *C.ALL_CHECKS], selection=selection, resources=defs.resources,
+    result = materialize([*defs.assets, *C.ALL_CHECKS], selection=selection, resources=defs.resources,
                          instance=instance, tags=TAGS, raise_on_error=False)
     assert not evaluations(result)[C.CLEANED_VALID].passed
     materialized = {e.materialization.asset_key for e in result.get_asset_materialization_events()}

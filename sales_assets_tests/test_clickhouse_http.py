@@ -9,7 +9,9 @@ import os
 import pytest
 
 from sales_assets.resources.clickhouse import ClickHouseConnectionError, ClickHouseResource, client_kwargs
-from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.resources.postgres import PostgresResource
+from sales_assets.resources.run_date import RUN_DATE_TAG
+from sales_assets.resources.run_lock import RunLockResource
 from sales_assets_tests.conftest import run_config
 
 
@@ -37,7 +39,7 @@ def test_defaults_without_user_or_database():
 
 
 def test_unreachable_http_server_is_one_clear_error_without_password():
-    resource = ClickHouseResource(url="http://sales:do-not-show@127.0.0.1:1/sales?connect_timeout=2")
+    resource = ClickHouseResource(url="http://sales:do-not-show@127.0.0.1:1/sales?connect_timeout=2", run_lock=RunLockResource(postgres=PostgresResource()))
     with pytest.raises(ClickHouseConnectionError) as err:
         resource.get_client()
     assert "127.0.0.1:1" in str(err.value) and "do-not-show" not in str(err.value)

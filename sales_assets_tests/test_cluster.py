@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sales_assets.cluster import LocalCluster
-from sales_assets.resources.embedded import EmbeddedPostgres
-from sales_assets.tables import PG_TABLES
+from sales_assets.dev.spark_cluster import LocalCluster
+from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+from sales_assets.contract import PG_TABLES
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from dagster import DagsterRunStatus
 
-from sales_assets.resources.embedded import EmbeddedPostgres
+from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 from sales_assets.resources.run_lock import APPLICATION_NAME, LOCK_NAME
 from sales_assets_tests.conftest import query, run_config
 

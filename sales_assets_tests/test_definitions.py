@@ -8,15 +8,16 @@ from dagster import AssetKey, build_schedule_context
 
 from sales_assets.definitions import build_definitions, build_resources
 from sales_assets.jobs import DAILY_SCHEDULE, SALES_JOB
-from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.settings import Settings
 
 ASSET_KEYS = {"raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates", "clickhouse_sales_aggregates"}
 
 
 def test_module_definitions_load_and_resolve():
-    from sales_assets.definitions import defs
+    from sales_assets.definitions import defs as load_defs
 
+    defs = load_defs()  # what Dagster calls when it loads the code location
     assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} == ASSET_KEYS
     for job in defs.resolve_all_job_defs():
         assert job.name
@@ -25,10 +26,32 @@ def test_module_definitions_load_and_resolve():
     assert defs.resolve_schedule_def(DAILY_SCHEDULE).job_name == SALES_JOB
 
 
-def test_lineage_is_the_contract_graph():
-    from sales_assets.definitions import defs
+def test_importing_the_code_location_reads_no_environment():
+    """Settings are read when the definitions are built, never at import: a bad value fails the
+    load with its own message, and tests need not clean the environment before importing."""
+    import os
+    import subprocess
+    import sys
 
-    graph = defs.resolve_asset_graph()
+    env = {**os.environ, "SALES_ROWS": "lots"}
+    probe = "import sales_assets.definitions, sales_assets.cli, sales_assets.summary; print('imported')"
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == "imported", done.stderr
+    load = subprocess.run([sys.executable, "-c", "from sales_assets.definitions import defs; defs()"],
+                          env=env, capture_output=True, text=True)
+    assert load.returncode != 0 and "SALES_ROWS must be an integer, got 'lots'" in load.stderr
+
+
+def test_the_raw_sales_config_defaults_come_from_the_settings(tmp_path):
+    settings = Settings.from_env({"SALES_ROWS": "1234", "SALES_SEED": "7", "SALES_DATA_DIR": str(tmp_path)})
+    fields = build_definitions(settings).get_assets_def("raw_sales").op.config_schema.config_type.fields
+    assert (fields["rows"].default_value, fields["seed"].default_value) == (1234, 7)
+
+
+def test_lineage_is_the_contract_graph():
+    from sales_assets.definitions import defs as load_defs
+
+    graph = load_defs().resolve_asset_graph()
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
                for k in graph.get_all_asset_keys()}
     assert parents == {
@@ -78,7 +101,6 @@ def test_spark_settings_from_the_environment_go_over_the_defaults():
 def test_parquet_assets_go_to_sales_parquet_uri_apart_from_the_data_dir(settings, spark_resource, pg, tmp_path):
     from dagster import AssetSelection, instance_for_test, materialize
 
-    from sales_assets.assets import ALL_ASSETS
     from sales_assets.checks import ALL_CHECKS, RAW_ROW_COUNT
     from sales_assets_tests.conftest import TEST_ENV, run_config
 
@@ -86,7 +108,7 @@ def test_parquet_assets_go_to_sales_parquet_uri_apart_from_the_data_dir(settings
     uri_settings = Settings.from_env({**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), "SALES_PARQUET_URI": lake})
     defs = build_definitions(uri_settings, spark=spark_resource)
     with instance_for_test() as instance:
-        result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=AssetSelection.assets("raw_sales"),
+        result = materialize([*defs.assets, *ALL_CHECKS], selection=AssetSelection.assets("raw_sales"),
                              resources=defs.resources, instance=instance, run_config=run_config(rows=250, seed=5),
                              tags={RUN_DATE_TAG: "2026-11-01"})
     assert result.success

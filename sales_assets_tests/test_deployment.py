@@ -14,7 +14,7 @@ import pytest
 import yaml
 from dagster import DagsterInstance
 
-from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets_tests.conftest import run_config
 
 PROJECT = Path(__file__).resolve().parent.parent

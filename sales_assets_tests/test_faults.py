@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sales_assets.io_managers import pg_transfer
-from sales_assets.resources.clickhouse import AGGREGATES_DDL, ClickHouseResource
-from sales_assets.run_date import RUN_DATE_TAG
-from sales_assets.tables import PG_TABLES
+from sales_assets.pg_transfer import write
+from sales_assets.contract import CLICKHOUSE_AGGREGATES
+from sales_assets.io_managers.clickhouse import ClickHouseIOManager, create_table_sql
+from sales_assets.resources.run_date import RUN_DATE_TAG
+from sales_assets.contract import PG_TABLES
 from sales_assets_tests.conftest import query
 from sales_assets_tests.test_pipeline import ch_rows, table_digest
 
@@ -27,7 +28,7 @@ def good_state(run_job, pg, ch):
 
 
 def test_postgres_load_failing_halfway_keeps_the_previous_table(good_state, run_job, pg, monkeypatch):
-    original = pg_transfer._copy_partition_fn
+    original = write.copy_partition_fn
 
     def failing_after_first_batch(dsn, targets, tally):
         copy = original(dsn, targets, tally)
@@ -40,7 +41,7 @@ def test_postgres_load_failing_halfway_keeps_the_previous_table(good_state, run_
 
         return copy_then_fail
 
-    monkeypatch.setattr(pg_transfer, "_copy_partition_fn", failing_after_first_batch)
+    monkeypatch.setattr(write, "copy_partition_fn", failing_after_first_batch)
     result = run_job(tags=TAGS, rows=1500, seed=32, raise_on_error=False)  # other data than the good run
     assert not result.success
     assert "injected failure" in str([e.step_failure_data.error.to_string() for e in result.all_events
@@ -58,10 +59,10 @@ def test_postgres_load_failing_halfway_keeps_the_previous_table(good_state, run_
 def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it_once(
         good_state, run_job, ch, monkeypatch):
     _, snapshot = good_state
-    original = ClickHouseResource.replace_snapshot
+    original = ClickHouseIOManager.replace_snapshot
 
-    def insert_then_fail(self, table, import_date, token):
-        client = self.get_client()
+    def insert_then_fail(self, snapshot, token):
+        client = self.clickhouse.get_client()
         real_command = client.command
 
         def command(sql, *args, **kwargs):
@@ -71,11 +72,11 @@ def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it
 
         monkeypatch.setattr(client, "command", command)
         try:
-            return original(self, table, import_date, token)
+            return original(self, snapshot, token)
         finally:
             monkeypatch.setattr(client, "command", real_command)
 
-    monkeypatch.setattr(ClickHouseResource, "replace_snapshot", insert_then_fail)
+    monkeypatch.setattr(ClickHouseIOManager, "replace_snapshot", insert_then_fail)
     result = run_job(tags=TAGS, rows=1500, seed=33, raise_on_error=False)
     assert not result.success
     assert ch_rows(ch, RUN_DATE) == snapshot  # the old snapshot, whole
@@ -88,18 +89,18 @@ def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it
 
 
 def test_a_killed_runs_clickhouse_stage_is_dropped_by_the_next_load(good_state, run_job, ch):
-    ch.get_client().command(AGGREGATES_DDL.format(name="_stage_sales_aggregates_0badc0ffee00"))  # as a SIGKILL leaves it
+    ch.get_client().command(create_table_sql(CLICKHOUSE_AGGREGATES, "_stage_sales_aggregates_0badc0ffee00"))  # as a SIGKILL leaves it
     assert run_job(tags=TAGS, rows=1500, seed=33).success
     assert ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'") == 0
 
 
 def test_a_transient_load_failure_is_retried_and_the_run_succeeds(good_state, run_job, pg, monkeypatch, tmp_path):
     marker = str(tmp_path / "failed-once")
-    original = pg_transfer._copy_partition_fn
+    original = write.copy_partition_fn
 
     def failing_once(dsn, targets, tally):
         copy = original(dsn, targets, tally)
-        loads_cleaned_sales = any(stage.startswith("_stage_cleaned_sales") for _, _, stage, _ in targets)
+        loads_cleaned_sales = any(t.stage.startswith("_stage_cleaned_sales") for t in targets)
 
         def copy_or_fail_first_time(batches):
             import os
@@ -111,7 +112,7 @@ def test_a_transient_load_failure_is_retried_and_the_run_succeeds(good_state, ru
 
         return copy_or_fail_first_time
 
-    monkeypatch.setattr(pg_transfer, "_copy_partition_fn", failing_once)
+    monkeypatch.setattr(write, "copy_partition_fn", failing_once)
     result = run_job(tags=TAGS, rows=1200, seed=31)
     assert result.success
     retried = [e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
@@ -151,9 +152,9 @@ def _aggregates_without_grain(cleaned, **options):
 ])
 def test_rows_postgresql_refuses_fail_the_step_at_once_and_keep_its_tables(
         good_state, run_job, pg, monkeypatch, step, target, spoiled, sqlstate, its_tables):
-    from sales_assets.assets import sales
+    from sales_assets.assets import warehouse
 
-    monkeypatch.setattr(sales, target, spoiled)
+    monkeypatch.setattr(warehouse, target, spoiled)
     result = run_job(tags=TAGS, rows=1500, seed=32, raise_on_error=False)
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # an error in the data

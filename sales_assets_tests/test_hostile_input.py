@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sales_assets.run_date import RUN_DATE_TAG
-from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets.resources.run_date import RUN_DATE_TAG
+from sales_assets.contract import RAW_COLUMNS
 from sales_assets_tests.conftest import query
 from sales_assets_tests.test_bad_input import failure_messages
 

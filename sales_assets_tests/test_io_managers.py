@@ -9,8 +9,8 @@ from dagster import AssetKey, PythonObjectDagsterType, build_input_context
 from pyspark.sql import DataFrame
 
 import sales_assets.io_managers.postgres as pg_io
-from sales_assets.io_managers.pg_transfer import replace_table
-from sales_assets.tables import CLEANED_SALES
+from sales_assets.pg_transfer import replace_table
+from sales_assets.contract import CLEANED_SALES
 
 TEST_TABLE = replace(CLEANED_SALES, schema="io_manager_test")
 ROWS = [(i, 100 + i // 2, 7, "Lamp", "Home", "Moscow", 1 + i % 3, Decimal("9.99"), Decimal("9.99") * (1 + i % 3),

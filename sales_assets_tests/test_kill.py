@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sales_assets.resources.embedded import EmbeddedPostgres
+from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from sales_assets.io_managers import pg_transfer
-from sales_assets.io_managers.pg_transfer import RefusedByPostgres, replace_tables
-from sales_assets.tables import CLEANED_SALES, REJECTED_SALES
-from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets.pg_transfer import errors, write
+from sales_assets.pg_transfer import RefusedByPostgres, replace_tables
+from sales_assets.contract import CLEANED_SALES, REJECTED_SALES
+from sales_assets.contract import RAW_COLUMNS
 from sales_assets_tests.conftest import query
 
 pytestmark = pytest.mark.integration
@@ -71,14 +71,14 @@ def test_a_new_table_has_its_statistics_before_readers_see_it(tables, spark, pg,
     # ANALYZE runs on the staging table before the swap: a query planned right after the swap
     # never sees a million-row table without statistics.
     seen = {}
-    original = pg_transfer._swap_in
+    original = write._swap_in
 
     def swap_in(conn, table, stage):
         seen[table.name] = conn.execute("select count(*) from pg_stats where schemaname = %s and tablename = %s",
                                         (table.schema, stage)).fetchone()[0]
         original(conn, table, stage)
 
-    monkeypatch.setattr(pg_transfer, "_swap_in", swap_in)
+    monkeypatch.setattr(write, "_swap_in", swap_in)
     replace_tables(lines(spark, 200, reject_every=10), pg.dsn, [KEPT, REJECTED])
     assert seen == {KEPT.name: len(KEPT.columns), REJECTED.name: len(REJECTED.columns)}
 
@@ -93,15 +93,15 @@ def test_a_table_no_row_goes_to_is_replaced_by_an_empty_one(tables, spark, pg):
 def test_when_one_copy_fails_every_table_keeps_its_previous_rows(tables, spark, pg, monkeypatch):
     replace_tables(lines(spark, 600, reject_every=5), pg.dsn, [KEPT, REJECTED])
     before = snapshot(pg)
-    original = pg_transfer._copy_partition_fn
+    original = write.copy_partition_fn
 
     def rejected_copy_fails(dsn, targets, tally):
         # the COPY of the rejected lines goes to a table that does not exist: it fails mid-pass,
         # while the kept lines stream into their staging table
-        broken = [(c, s, "no_such_table" if c == REJECTED.name else stage, schema) for c, s, stage, schema in targets]
+        broken = [replace(t, stage="no_such_table") if t.column == REJECTED.name else t for t in targets]
         return original(dsn, broken, tally)
 
-    monkeypatch.setattr(pg_transfer, "_copy_partition_fn", rejected_copy_fails)
+    monkeypatch.setattr(write, "copy_partition_fn", rejected_copy_fails)
     with pytest.raises(Exception, match="no_such_table"):
         replace_tables(lines(spark, 900, reject_every=3), pg.dsn, [KEPT, REJECTED])
     assert snapshot(pg) == before  # both old: never new kept lines next to old rejected ones
@@ -150,13 +150,13 @@ class _PgError(Exception):
 def test_only_data_exceptions_and_integrity_violations_count_as_refused_rows(sqlstate, refused):
     # Whatever else goes wrong (the server shutting down, a deadlock, a lost connection, a full
     # disk, a missing table) stays an ordinary error, which the step's retry policy retries.
-    refusal = pg_transfer._refusal(_PgError(sqlstate), "sales.t")
+    refusal = errors.refusal(_PgError(sqlstate), "sales.t")
     assert (refusal is not None) == refused
     if refused:  # one line the driver can find in Spark's error text, with PostgreSQL's detail kept
-        assert pg_transfer._REFUSED.search(f"Traceback ...\nRuntimeError: {refusal}\n")[0] == refusal
+        assert errors._REFUSED.search(f"Traceback ...\nRuntimeError: {refusal}\n")[0] == refusal
         assert refusal == f"PostgreSQL refused rows of sales.t (SQLSTATE {sqlstate}): ERROR:  something | DETAIL:  more"
         # an error without a message is still worded (wording it must never raise in a COPY thread)
-        assert pg_transfer._refusal(_PgError(sqlstate, message=""), "sales.t").endswith(f"{sqlstate}): ")
+        assert errors.refusal(_PgError(sqlstate, message=""), "sales.t").endswith(f"{sqlstate}): ")
 
 
 def test_rows_committed_by_an_attempt_spark_discarded_fail_the_load(tables, spark, pg, monkeypatch):
@@ -165,7 +165,7 @@ def test_rows_committed_by_an_attempt_spark_discarded_fail_the_load(tables, spar
     # once more than the result Spark sees. The load must fail, not double count.
     replace_tables(lines(spark, 300, reject_every=5), pg.dsn, [KEPT, REJECTED])
     before = snapshot(pg)
-    original = pg_transfer._copy_partition_fn
+    original = write.copy_partition_fn
 
     def committed_twice(dsn, targets, tally):
         copy = original(dsn, targets, tally)
@@ -177,7 +177,7 @@ def test_rows_committed_by_an_attempt_spark_discarded_fail_the_load(tables, spar
 
         return copy_partition
 
-    monkeypatch.setattr(pg_transfer, "_copy_partition_fn", committed_twice)
+    monkeypatch.setattr(write, "copy_partition_fn", committed_twice)
     with pytest.raises(RuntimeError, match="committed twice"):
         replace_tables(lines(spark, 900, reject_every=3), pg.dsn, [KEPT, REJECTED])
     assert snapshot(pg) == before
@@ -189,7 +189,7 @@ def test_spark_python_workers_load_the_transfer_code_without_dagster():
     import subprocess
     import sys
 
-    probe = "import sys, sales_assets.io_managers.pg_transfer; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    probe = "import sys, sales_assets.pg_transfer; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.contract import PG_TABLES, RAW_COLUMNS, REJECT_REASONS
+from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.summary import print_summary
-from sales_assets.tables import PG_TABLES
-from sales_assets.transforms.schema import RAW_COLUMNS, REJECT_REASONS
 from sales_assets_tests.conftest import query
 
 pytestmark = pytest.mark.integration
@@ -95,7 +94,7 @@ def test_cleaned_sales_has_its_primary_key_and_no_staging_tables_remain(first_ru
 def test_raw_sales_parquet_skips_the_dictionary_only_for_nearly_unique_columns(first_run, settings):
     import pyarrow.parquet as pq
 
-    from sales_assets.assets.sales import PLAIN_RAW_COLUMNS
+    from sales_assets.assets.ingest import PLAIN_RAW_COLUMNS
 
     part = next((Path(settings.parquet_uri) / "raw_sales").glob("part-*.parquet"))
     row_group = pq.read_metadata(part).row_group(0)
@@ -207,7 +206,15 @@ def test_a_second_run_the_same_day_changes_nothing(first_run, run_job, pg, ch):
 
 
 def test_another_date_adds_its_own_snapshot(first_run, run_job, ch):
-    other = "2026-11-21"
+    other = "2030-06-30"  # later than any date the other tests load: the newest snapshot
     assert run_job(tags={RUN_DATE_TAG: other}, rows=500, seed=2).success
     assert len(ch_rows(ch, other)) > 0
     assert len(ch_rows(ch, RUN_DATE)) > 0  # the earlier date's snapshot is still there
+    # what reads the ClickHouse asset through Dagster gets the newest date's snapshot, whole
+    from dagster import build_input_context
+
+    from sales_assets.io_managers.clickhouse import ClickHouseIOManager
+
+    loaded = ClickHouseIOManager(clickhouse=ch, run_lock=ch.run_lock).load_input(build_input_context())
+    assert set(loaded.column("import_date").to_pylist()) == {date.fromisoformat(other)}
+    assert loaded.num_rows == len(ch_rows(ch, other))

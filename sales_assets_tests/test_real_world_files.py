@@ -13,8 +13,8 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from sales_assets.run_date import RUN_DATE_TAG
-from sales_assets.transforms.schema import RAW_COLUMNS, canonical_case, normalized_space
+from sales_assets.resources.run_date import RUN_DATE_TAG
+from sales_assets.contract import RAW_COLUMNS, canonical_case, normalized_space
 from sales_assets_tests.conftest import query
 from sales_assets_tests.test_bad_input import failure_messages
 from sales_assets_tests.test_pipeline import ch_rows, materializations

@@ -9,12 +9,15 @@ import psycopg
 import pytest
 
 from sales_assets.definitions import build_definitions
-from sales_assets.resources import jvm_archive
+from sales_assets.dev import jvm_archive
 from sales_assets.resources.clickhouse import ClickHouseResource
 from sales_assets.resources.postgres import PostgresConnectionError, PostgresResource
-from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS
-from sales_assets.resources.urls import BadUrlError, check_url, location, redact
+from sales_assets.resources.run_lock import RunLockResource
+from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, spark_config
 from sales_assets.settings import Settings
+from sales_assets.urls import BadUrlError, check_url, location, redact
+
+NO_LOCK = RunLockResource(postgres=PostgresResource())  # taken only when a run sets it up
 
 
 def test_redact_hides_only_the_password():
@@ -41,6 +44,13 @@ def test_unreachable_postgres_is_one_clear_error(pg):
     assert "127.0.0.1:1/sales" in str(err.value) and "topsecret" not in str(err.value)
 
 
+def test_reading_the_url_never_starts_a_server(tmp_path):
+    resource = PostgresResource(embedded_dir=str(tmp_path / "pg"))
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = resource.dsn
+    assert not (tmp_path / "pg").exists()  # nothing initialized, nothing started
+
+
 def test_embedded_server_is_real_postgres_on_loopback_tcp(pg):
     url = pg.dsn
     assert url.startswith("postgresql://sales:") and "@127.0.0.1:" in url
@@ -59,10 +69,10 @@ def test_definitions_show_env_var_names_not_urls(settings):
 
 
 def test_clickhouse_dsn_defaults_to_the_in_process_engine(tmp_path):
-    assert ClickHouseResource(embedded_path=str(tmp_path / "ch")).dsn == f"chdb://{tmp_path / 'ch'}"
-    assert ClickHouseResource(url="https://u:p@h:8443/db").dsn == "https://u:p@h:8443/db"
+    assert ClickHouseResource(embedded_path=str(tmp_path / "ch"), run_lock=NO_LOCK).dsn == f"chdb://{tmp_path / 'ch'}"
+    assert ClickHouseResource(url="https://u:p@h:8443/db", run_lock=NO_LOCK).dsn == "https://u:p@h:8443/db"
     with pytest.raises(BadUrlError):
-        _ = ClickHouseResource(url="ftp://h/db").dsn
+        _ = ClickHouseResource(url="ftp://h/db", run_lock=NO_LOCK).dsn
 
 
 def test_make_env_prints_effective_urls(settings, pg):
@@ -126,7 +136,8 @@ def test_arrow_batches_to_python_are_not_sized_row_by_row(spark):
 def test_a_spark_driver_can_map_the_class_archive(tmp_path):
     """The archive `make` builds on install (built here when missing) really serves a Spark driver:
     with -Xshare:on the JVM refuses to start, rather than fall back, if it cannot map it."""
-    archive = jvm_archive.ARCHIVE if jvm_archive.ARCHIVE.is_file() else jvm_archive.build(tmp_path / "spark.jsa")
+    config = spark_config("local[2]", **{"spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS})
+    archive = jvm_archive.ARCHIVE if jvm_archive.ARCHIVE.is_file() else jvm_archive.build(config, tmp_path / "spark.jsa")
     script = (
         "import os, sys\n"
         "os.environ['PYSPARK_PYTHON'] = sys.executable\n"
@@ -144,7 +155,7 @@ def test_a_spark_driver_can_map_the_class_archive(tmp_path):
 
 
 def test_embedded_password_files_are_owner_only_from_creation(tmp_path, pg, settings):
-    from sales_assets.resources.embedded import _write_secret
+    from sales_assets.dev.embedded_postgres import _write_secret
 
     target = tmp_path / "password"
     target.write_text("old\n")

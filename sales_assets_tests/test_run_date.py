@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from dagster import ReexecutionOptions, execute_job, reconstructable
 
-from sales_assets.run_date import ROOT_RUN_TAG, RUN_DATE_TAG, run_date_for
+from sales_assets.resources.run_date import ROOT_RUN_TAG, RUN_DATE_TAG, run_date_for
 
 
 class StoredRuns:

@@ -18,7 +18,7 @@ import pytest
 from dagster import DagsterInstance
 
 from sales_assets.checks import AGGREGATES_RECONCILE
-from sales_assets.run_date import RUN_DATE_TAG
+from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets_tests.conftest import run_config
 
 pytestmark = pytest.mark.ui

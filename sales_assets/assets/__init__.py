@@ -1,6 +1,5 @@
-from sales_assets.assets.clickhouse import clickhouse_sales_aggregates
-from sales_assets.assets.sales import clean_sales, raw_sales, sales_aggregates
+from sales_assets.assets.ingest import build_raw_sales
+from sales_assets.assets.serving import clickhouse_sales_aggregates
+from sales_assets.assets.warehouse import clean_sales, sales_aggregates
 
-ALL_ASSETS = [raw_sales, clean_sales, sales_aggregates, clickhouse_sales_aggregates]
-
-__all__ = ["ALL_ASSETS", "clean_sales", "clickhouse_sales_aggregates", "raw_sales", "sales_aggregates"]
+__all__ = ["build_raw_sales", "clean_sales", "clickhouse_sales_aggregates", "sales_aggregates"]

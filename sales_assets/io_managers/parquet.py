@@ -7,6 +7,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext, Resource
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import SparkResource
 
 
@@ -17,6 +18,7 @@ class SparkParquetIOManager(ConfigurableIOManager):
 
     base_path: str
     spark: ResourceDependency[SparkResource]
+    run_lock: ResourceDependency[RunLockResource]  # held for the whole run: see resources/run_lock.py
 
     def _path(self, asset_key) -> str:
         return f"{self.base_path.rstrip('/')}/{'/'.join(asset_key.path)}"

@@ -9,8 +9,8 @@ import psycopg
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from sales_assets.resources.embedded import EmbeddedPostgres
-from sales_assets.resources.urls import check_url, location, redact
+from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+from sales_assets.urls import check_url, location, redact
 
 
 class PostgresConnectionError(RuntimeError):
@@ -25,24 +25,30 @@ class PostgresResource(ConfigurableResource):
     embedded_dir: str = ".data/postgres"
     connect_timeout_s: int = 10
 
-    _resolved: Optional[str] = PrivateAttr(default=None)
+    _embedded_url: Optional[str] = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Fail at run start, before any asset writes anything, if the server is unreachable.
-        self._resolved = None
+        self.start()
         with self.connect() as conn:
             conn.execute("select 1")
 
+    def start(self) -> str:
+        """The URL to use; starts the embedded server when no URL is configured (a run does this
+        when it sets up its resources)."""
+        if not self.url:
+            self._embedded_url = EmbeddedPostgres(Path(self.embedded_dir)).url()
+        return self.dsn
+
     @property
     def dsn(self) -> str:
-        """The effective URL (starts the embedded server if that is what we use)."""
-        if self._resolved is None:
-            if self.url:
-                check_url(self.url, ("postgresql", "postgres"), "SALES_PG_URL")
-                self._resolved = self.url
-            else:
-                self._resolved = EmbeddedPostgres(Path(self.embedded_dir)).url()
-        return self._resolved
+        """The configured URL, or the embedded server's once `start()` started it."""
+        if self.url:
+            check_url(self.url, ("postgresql", "postgres"), "SALES_PG_URL")
+            return self.url
+        if self._embedded_url is None:
+            raise RuntimeError("the embedded PostgreSQL is not started: a run starts it; outside a run, call start()")
+        return self._embedded_url
 
     @property
     def location(self) -> str:

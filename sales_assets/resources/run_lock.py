@@ -16,7 +16,6 @@ import psycopg
 from dagster import ConfigurableResource, Failure, InitResourceContext, ResourceDependency
 from pydantic import PrivateAttr
 
-from sales_assets.resources.clickhouse import close_embedded_engines
 from sales_assets.resources.postgres import PostgresResource
 
 LOCK_NAME = "sales_assets.materialization"  # two-key lock: never collides with the per-table loads' locks
@@ -24,9 +23,9 @@ APPLICATION_NAME = "sales_assets run lock"
 
 
 class RunLockResource(ConfigurableResource):
-    """Held from the start to the end of a run that materializes any sales asset: every asset
-    requires it, and a run (in-process executor) initializes its resources once, before its first
-    step."""
+    """Held from the start to the end of a run that writes anything: the I/O managers require it
+    (every table a run writes goes through one), and a run (in-process executor) initializes its
+    resources once, before its first step, and tears them down after its last."""
 
     postgres: ResourceDependency[PostgresResource]
     wait_timeout_s: float = 1800
@@ -54,7 +53,6 @@ class RunLockResource(ConfigurableResource):
         self._conn = conn
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        close_embedded_engines()  # chdb: one process per data path; the next run may be another one
         if self._conn is not None:
             self._conn.close()  # ends the session, which releases the lock
             self._conn = None

@@ -9,17 +9,13 @@ from typing import Any
 from dagster import InitResourceContext
 from dagster_pyspark import LazyPySparkResource
 
-from sales_assets.resources import jvm_archive
+from sales_assets.dev import jvm_archive
 
 
-# A cold run is CPU-bound on 2 cores, and a third of that CPU went to the JIT compiler (C2 threads
-# 24-28 s of a 44 s run: Spark's generated code, Janino, the SQL parser are all hot for a moment).
-# Measured with alternating whole-job runs, 1M lines, 2 cores:
-# * the parallel collector instead of G1 (whose concurrent threads and write barriers compete with
-#   the two task threads): 42.6 s instead of 47.9 s, mean of 7 runs each, 6 of 7 pairs faster;
-# * smaller inlining limits (defaults 325 / 2500 bytes): C2 CPU 14-18 s instead of 24-28 s, the
-#   tasks no slower, the job 3-9 s faster in 4 of 4 pairs;
-# * a metaspace threshold above what a run loads: no more full collections for class metadata.
+# A cold run is CPU-bound on 2 cores, and a third of that CPU went to the JIT compiler. Kept after
+# alternating whole-job runs (figures in docs/performance.md): the parallel collector instead of G1
+# (whose concurrent threads compete with the two task threads); smaller inlining limits (less C2
+# work, the tasks no slower); a metaspace threshold above what a run loads (no full collections).
 DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:FreqInlineSize=100 -XX:InlineSmallCode=1000 -XX:MetaspaceSize=512m"
 
 
@@ -32,12 +28,12 @@ def spark_config(master: str, **overrides: Any) -> dict[str, Any]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Spark 4 sizes every Arrow batch sent to Python row by row (ArrowWriter.sizeInBytes per row,
-        # which walks every child vector of a struct): 20-25% of the JVM's CPU in our loads. At
+        # which walks every child vector of a struct): a fifth of the JVM's CPU in our loads. At
         # Int.MaxValue the check is skipped and batches are bounded by maxRecordsPerBatch (10,000
-        # rows, ~1 MB here) alone: the bench's load alone 2.5-2.8 s instead of 3.1-3.8 s.
+        # rows, ~1 MB here) alone.
         "spark.sql.execution.arrow.maxBytesPerBatch": str(2**31 - 1),
         "spark.ui.showConsoleProgress": "false",
-        # the web UI cost ~1 s of every driver start here (5.3-5.6 s vs 6.1-7.0 s, alternating);
+        # the web UI costs about a second of every driver start here;
         # SALES_SPARK_CONF=spark.ui.enabled=true brings it back at http://localhost:4040
         "spark.ui.enabled": "false",
         "spark.driver.memory": "2g",

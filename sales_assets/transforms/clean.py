@@ -12,16 +12,13 @@ from datetime import date, datetime, time, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sales_assets.transforms.schema import RAW_COLUMNS, REQUIRED_COLUMNS, UNICODE_WHITESPACE
+from sales_assets import contract
+from sales_assets.contract import CLEANED_SALES, MAX_MONEY, RAW_COLUMNS, REQUIRED_COLUMNS, UNICODE_WHITESPACE
+from sales_assets.transforms.sql import sql_literal
 
-MONEY = "decimal(12,2)"
-MAX_MONEY = 9_999_999_999.99  # numeric(12,2)
+MONEY = contract.spark_type(contract.MONEY)
 AMOUNT_TOLERANCE = 0.01
-
-CLEANED_COLUMNS: tuple[str, ...] = (
-    "sale_id", "order_id", "customer_id", "product", "category", "region",
-    "quantity", "unit_price", "amount", "sale_ts",
-)
+CLEANED_COLUMNS = tuple(CLEANED_SALES.column_names)
 
 
 class MissingColumnsError(ValueError):
@@ -44,13 +41,7 @@ NUL, REPLACEMENT_CHARACTER = "\x00", "\ufffd"
 EARLIEST_SALE = "1900-01-01 00:00:00"
 
 # The rules are written as SQL expressions, a few `selectExpr` steps: built from Column objects
-# they took ~4,400 Py4J round trips, 1.5 s of a cold run (0.9 s warm) before the first task.
-
-
-def _text(value: str) -> str:
-    """A Spark SQL string literal; characters that do not print are written as unicode escapes."""
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-    return "'" + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped) + "'"
+# they took thousands of Py4J round trips, over a second of a cold run, before the first task.
 
 
 # Parsing is two steps: `_helpers` reads each text once (a cast, a trim, a check) into a few
@@ -91,15 +82,15 @@ def _helpers(timezone: str) -> list[str]:
     # the zone regex only where a zone may be: the text ends in a letter or in +hh, +hhmm, +hh:mm
     maybe = ("(NOT substr(sale_ts, -1) BETWEEN '0' AND '9' OR substr(sale_ts, -3, 1) IN ('+', '-') "
              "OR substr(sale_ts, -5, 1) IN ('+', '-') OR substr(sale_ts, -6, 1) IN ('+', '-'))")
-    zoned = f"CASE WHEN {maybe} THEN sale_ts rlike {_text(ZONED_TIMESTAMP)} ELSE false END"
+    zoned = f"CASE WHEN {maybe} THEN sale_ts rlike {sql_literal(ZONED_TIMESTAMP)} ELSE false END"
     # an instant converted to wall time in `timezone` (Spark's TIMESTAMP cast puts it in the session's)
-    instant = f"convert_timezone({_text(timezone)}, CAST(try_cast(sale_ts AS TIMESTAMP) AS TIMESTAMP_NTZ))"
+    instant = f"convert_timezone({sql_literal(timezone)}, CAST(try_cast(sale_ts AS TIMESTAMP) AS TIMESTAMP_NTZ))"
     sale_ts = [f"CASE WHEN {zoned} THEN {instant} ELSE try_cast(sale_ts AS TIMESTAMP_NTZ) END AS wall_sale_ts"]
     return names + ids + money + quantity + sale_ts
 
 
 def _trimmed(name: str) -> str:
-    return f"btrim({name}, {_text(UNICODE_WHITESPACE)})"
+    return f"btrim({name}, {sql_literal(UNICODE_WHITESPACE)})"
 
 
 # Whether any of a line's names needs its inner whitespace collapsed, looked at once for all three
@@ -107,14 +98,14 @@ def _trimmed(name: str) -> str:
 # an ASCII whitespace other than space needs nothing; anything else goes through the regex.
 _NAMES = "concat_ws('|', " + ", ".join(_trimmed(c) for c in NAME_COLUMNS) + ")"
 _MESSY_NAMES = " OR ".join([f"length({_NAMES}) <> octet_length({_NAMES})"]
-                           + [f"contains({_NAMES}, {_text(m)})" for m in ["  ", *ASCII_WHITESPACE.replace(" ", "")]])
+                           + [f"contains({_NAMES}, {sql_literal(m)})" for m in ["  ", *ASCII_WHITESPACE.replace(" ", "")]])
 
 
 def _name(name: str) -> str:
     """Unicode whitespace trimmed and inner runs collapsed to one space; blank becomes null. The
     regex runs only on lines that need it: a regex search on every name cost ~2.5 s of 1M lines."""
     w = _trimmed(name)
-    return (f"CASE WHEN {_MESSY_NAMES} THEN nullif(regexp_replace({w}, {_text(_WHITESPACE_CLASS + '+')}, ' '), '') "
+    return (f"CASE WHEN {_MESSY_NAMES} THEN nullif(regexp_replace({w}, {sql_literal(_WHITESPACE_CLASS + '+')}, ' '), '') "
             f"ELSE nullif({w}, '') END")
 
 
@@ -166,7 +157,7 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
     unparseable = " OR ".join(
         ["false"] + [why[c][1] for c in PARSED_COLUMNS]
         # quantity * unit_price beyond numeric(12,2) cannot be stored, nor can a name with a NUL
-        + ["expected_amount IS NULL"] + [f"contains(t_{c}, {_text(NUL)})" for c in NAME_COLUMNS])
+        + ["expected_amount IS NULL"] + [f"contains(t_{c}, {sql_literal(NUL)})" for c in NAME_COLUMNS])
     future = f"t_sale_ts >= TIMESTAMP_NTZ '{datetime.combine(run_date + timedelta(days=1), time.min).isoformat(sep=' ')}'"
     reason = (
         f"CASE WHEN {missing} THEN 'missing_field' "
@@ -182,7 +173,7 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
     optional = [c for c in PARSED_COLUMNS if c not in REQUIRED_COLUMNS]
     faults = ([f"t_{c} IS NULL" for c in REQUIRED_COLUMNS]
               + [f"(t_{c} IS NULL AND NOT {_blank(c)})" for c in optional]
-              + ["expected_amount IS NULL"] + [f"contains(t_{c}, {_text(NUL)})" for c in NAME_COLUMNS]
+              + ["expected_amount IS NULL"] + [f"contains(t_{c}, {sql_literal(NUL)})" for c in NAME_COLUMNS]
               + ["t_quantity <= 0", "t_unit_price <= 0", future])
     typed = typed.selectExpr("*", f"NOT ({' OR '.join(faults)}) AS valid")
     typed = _mark_duplicates(typed, reason)
@@ -211,7 +202,7 @@ def _cleaned_columns() -> list[str]:
 
 def _storable_raw_columns() -> list[str]:
     """The raw text columns as PostgreSQL text can store them: NUL becomes U+FFFD."""
-    return [f"translate({c}, {_text(NUL)}, {_text(REPLACEMENT_CHARACTER)}) AS {c}" for c in RAW_COLUMNS]
+    return [f"translate({c}, {sql_literal(NUL)}, {sql_literal(REPLACEMENT_CHARACTER)}) AS {c}" for c in RAW_COLUMNS]
 
 
 def cleaned_lines(classified: DataFrame) -> DataFrame:

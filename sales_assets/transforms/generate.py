@@ -16,7 +16,8 @@ from faker import Faker
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sales_assets.transforms.schema import RAW_COLUMNS, TIMESTAMP_FORMAT, canonical_case
+from sales_assets.contract import RAW_COLUMNS, TIMESTAMP_FORMAT, canonical_case
+from sales_assets.transforms.sql import sql_literal
 
 # category -> (price tier low, high, product nouns)
 CATEGORIES: dict[str, tuple[float, float, tuple[str, ...]]] = {
@@ -102,14 +103,8 @@ def _weighted_index(u: str, weights: tuple[float, ...] | list[float], buckets: i
     return f"element_at({_int_array_literal(table)}, CAST(floor({u} * {buckets}) + 1 AS INT))"
 
 
-def _sql_literal(value) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _array_literal(values) -> str:
-    return f"array({', '.join(_sql_literal(v) for v in values)})"
+    return f"array({', '.join(sql_literal(v) for v in values)})"
 
 
 def _int_array_literal(values) -> str:

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sales_assets.transforms.clean import require_raw_columns
-from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets.contract import RAW_COLUMNS
 
 # RFC 4180: `"` quotes a field and `""` inside quotes is one `"`; a quoted field may hold commas and
 # line breaks (so one raw line is one record, not one physical line); a backslash is an ordinary

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from sales_assets.tables import CLEANED_SALES
-from sales_assets.transforms.aggregate import AGGREGATE_COLUMNS, aggregate_sales
+from sales_assets.contract import CLEANED_SALES, SALES_AGGREGATES
+from sales_assets.transforms.aggregate import aggregate_sales
 
 D = Decimal
 
@@ -61,7 +61,7 @@ def aggregates(spark):
 
 
 def test_columns_in_contract_order(aggregates):
-    assert list(aggregates[0].asDict()) == list(AGGREGATE_COLUMNS)
+    assert list(aggregates[0].asDict()) == SALES_AGGREGATES.column_names
 
 
 def test_every_group_at_every_grain(aggregates):

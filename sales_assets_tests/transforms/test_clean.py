@@ -8,7 +8,7 @@ import pytest
 from sales_assets.transforms.clean import (
     MissingColumnsError, classify_sales, cleaned_lines, rejected_lines, routed_lines,
 )
-from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets.contract import RAW_COLUMNS
 from sales_assets_tests.conftest import cleaning_counts
 
 RUN_DATE = date(2026, 11, 29)

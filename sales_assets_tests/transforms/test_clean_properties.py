@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sales_assets.transforms.clean import classify_sales, cleaned_lines, rejected_lines
-from sales_assets.transforms.schema import RAW_COLUMNS, REJECT_REASONS
+from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS
 
 RUN_DATE = date(2026, 11, 29)
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from sales_assets.transforms.clean import classify_sales, cleaned_lines
-from sales_assets.transforms.schema import RAW_COLUMNS, canonical_case
+from sales_assets.contract import RAW_COLUMNS, canonical_case
 
 RUN_DATE = date(2026, 11, 29)
 GOOD = {"sale_id": "1", "order_id": "10", "customer_id": "5", "product": "Widget", "category": "Tools",

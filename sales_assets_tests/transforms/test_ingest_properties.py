@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sales_assets.transforms.ingest import count_source_records, read_raw_file
-from sales_assets.transforms.schema import RAW_COLUMNS
+from sales_assets.contract import RAW_COLUMNS
 
 AWKWARD = list('ab ,"\\;\n\r\t\'') + ["\u00a0", "\u2003", "\u3000", "\u2028", "\u0085", "é", "🚀", "\ufeff"]
 fields = st.text(alphabet=st.one_of(st.sampled_from(AWKWARD),

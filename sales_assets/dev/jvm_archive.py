@@ -1,14 +1,15 @@
 """A class-data-sharing archive (JDK AppCDS) of the classes a Spark driver loads.
 
 A cold Spark driver parses and verifies thousands of classes before it does any work; with the
-archive the JVM maps them ready-made. Measured on 2 cores: session start 7.5-9.4 s -> 5.2-5.6 s,
-first job 3.2-4.2 s -> 1.9-2.3 s. Built once per Python environment (`make` does it on install:
+archive the JVM maps them ready-made: seconds off every session start and first job
+(docs/performance.md). Built once per Python environment (`make` does it on install:
 `python -m sales_assets jvm-archive`); a JVM that cannot use it (another JDK, other jars)
 ignores it and starts the slow way, so it is an optimization only, never a requirement.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,14 +28,16 @@ def java_options(archive: Path | None = None) -> str:
     return f"-XX:SharedArchiveFile={archive} -Xshare:auto {_QUIET}" if archive.is_file() else ""
 
 
-def build(archive: Path | None = None) -> Path:
+def build(spark_config: dict[str, str], archive: Path | None = None) -> Path:
     """Records the classes of a small but complete pipeline run in a child process (a JVM writes
-    its archive as it exits), then moves the archive into place atomically."""
+    its archive as it exits), then moves the archive into place atomically. `spark_config` is the
+    runs' own configuration, without an archive option: the classes a run loads are recorded."""
     archive = archive or ARCHIVE
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
     try:
-        subprocess.run([sys.executable, "-m", "sales_assets.resources.jvm_archive", str(partial)], check=True)
+        subprocess.run([sys.executable, "-m", "sales_assets.dev.jvm_archive", str(partial),
+                        json.dumps(spark_config)], check=True)
         if not partial.is_file():
             raise RuntimeError(f"the JVM wrote no class archive at {partial}")
         os.replace(partial, archive)
@@ -43,23 +46,24 @@ def build(archive: Path | None = None) -> Path:
     return archive
 
 
-def _training_run(partial: Path) -> None:
+def _training_run(partial: Path, config: dict[str, str]) -> None:
     """Exercises what a real run loads: generation, Parquet, cleaning with its shuffle,
     aggregation, and the Arrow hop to Python workers."""
     from datetime import date
 
     import pyarrow as pa
     from pyspark import SparkContext
+    from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, SparkResource, spark_config
     from sales_assets.transforms.aggregate import aggregate_sales
     from sales_assets.transforms.clean import classify_sales, cleaned_lines, routed_lines
     from sales_assets.transforms.generate import generate_raw_sales
 
-    java = f"{DRIVER_JAVA_OPTIONS} -XX:ArchiveClassesAtExit={partial} {_QUIET}"  # as the runs' JVM
-    config = spark_config("local[2]", **{"spark.driver.extraJavaOptions": java, "spark.ui.enabled": "false"})
-    spark = SparkResource(spark_config=config, stop_on_teardown=False).spark_session
+    java = config.get("spark.driver.extraJavaOptions", "")
+    config = {**config, "spark.driver.extraJavaOptions": f"{java} -XX:ArchiveClassesAtExit={partial} {_QUIET}"}
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = SparkSession.builder.config(map=config).getOrCreate()
 
     def count_batches(batches):
         yield pa.RecordBatch.from_pydict({"rows": [sum(b.num_rows for b in batches)]})
@@ -76,4 +80,4 @@ def _training_run(partial: Path) -> None:
 
 
 if __name__ == "__main__":
-    _training_run(Path(sys.argv[1]))
+    _training_run(Path(sys.argv[1]), json.loads(sys.argv[2]))

@@ -1,0 +1,69 @@
+"""Where the lines come from: `raw_sales`, generated or read from a file, stored as Parquet."""
+
+# No `from __future__ import annotations`: Dagster reads the run config's class from the
+# annotation of `config`, and that class is made per Settings.
+
+from typing import Optional
+
+from dagster import AssetExecutionContext, AssetsDefinition, Config, Output, asset
+from pydantic import Field
+from pyspark.sql import DataFrame
+
+from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once
+from sales_assets.resources.run_date import RunDateResource
+from sales_assets.resources.spark import SparkResource
+from sales_assets.settings import Settings
+from sales_assets.transforms.generate import generate_raw_sales
+from sales_assets.transforms.ingest import read_raw_file
+
+INGEST_GROUP = "ingest"
+
+# Ids, prices, amounts and timestamps are nearly unique per line: a Parquet dictionary for them is
+# built, then dropped as too big. Plain from the start (docs/performance.md).
+PLAIN_RAW_COLUMNS = ("sale_id", "order_id", "customer_id", "unit_price", "amount", "sale_ts")
+
+
+def raw_sales_config(settings: Settings) -> type[Config]:
+    """The run config of `raw_sales`, its defaults from SALES_ROWS, SALES_SEED, SALES_SOURCE_PATH."""
+
+    class RawSalesConfig(Config):
+        rows: int = Field(default=settings.rows, gt=0,
+                          description="raw lines to generate (ignored when source_path is set)")
+        seed: int = Field(default=settings.seed, description="same seed, same lines")
+        days: int = Field(default=365, gt=0, description="dates fall in this many days before the run's date")
+        dirty_fraction: float = Field(default=0.02, ge=0, le=1, description="share of dirty lines")
+        source_path: Optional[str] = Field(
+            default=settings.source_path,
+            description="a CSV/Parquet file with the raw columns to ingest instead of generating",
+        )
+
+    return RawSalesConfig
+
+
+def build_raw_sales(settings: Settings) -> AssetsDefinition:
+    RawSalesConfig = raw_sales_config(settings)
+
+    @asset(
+        io_manager_key="parquet_io_manager",
+        kinds={"spark", "parquet"},
+        group_name=INGEST_GROUP,
+        metadata={"parquet_options": {f"parquet.enable.dictionary#{c}": "false" for c in PLAIN_RAW_COLUMNS}},
+        retry_policy=TRANSIENT_RETRIES,
+        description="Raw sales lines, all columns as text: generated (seeded, Spark-native) or read "
+                    "from `source_path`. Stored as Parquet.",
+    )
+    def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource,
+                  run_date: RunDateResource) -> Output[DataFrame]:
+        day = run_date.for_run(context)
+        with bad_data_fails_at_once(ValueError):  # SourceFileError, missing columns, bad parameters
+            if config.source_path:
+                frame = read_raw_file(spark.spark_session, config.source_path)
+                source = config.source_path
+            else:
+                frame = generate_raw_sales(spark.spark_session, rows=config.rows, seed=config.seed, run_date=day,
+                                           days=config.days, dirty_fraction=config.dirty_fraction)
+                source = f"generated (seed {config.seed})"
+        return Output(frame, metadata={"source": source, "run_date": day.isoformat(),
+                                       "requested_rows": config.rows if not config.source_path else -1})
+
+    return raw_sales
