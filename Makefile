@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export SALES_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test test-ui screenshot dev env stop bench clean spark-cluster spark-cluster-stop
+.PHONY: run test test-fast test-ui lint screenshot dev env stop bench clean spark-cluster spark-cluster-stop
 
 # installing talks on stderr only: `eval "$(make -s env)"` reads stdout, also on a fresh clone
 $(VENV)/.installed: pyproject.toml
@@ -21,6 +21,13 @@ run: $(VENV)/.installed ## materialize the whole graph once at SALES_ROWS
 test: $(VENV)/.installed ## the whole suite, against real PostgreSQL and the real ClickHouse engine
 	$(PY) -m pytest -m "not ui" $(PYTEST_ARGS)
 
+test-fast: $(VENV)/.installed ## the unit tier (transforms, URLs, settings, definitions), under 2 minutes
+	$(PY) -m pytest -m "not integration and not ui" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff: lint, and the formatting check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
 test-ui: $(VENV)/.installed ## the UI in headless Chromium (needs Debian's chromium package)
 	$(PY) -m pytest -m ui $(PYTEST_ARGS)
 
@@ -31,13 +38,13 @@ dev: $(VENV)/.installed ## the Dagster UI on this code location
 	$(PY) -m sales_assets dev
 
 ROWS ?= 1000000
-bench: $(VENV)/.installed ## benchmark at ROWS (default 1M) vs the peer-style baseline; writes bench/results.json
+bench: $(VENV)/.installed ## benchmark at ROWS (default 1M) vs a typical per-row pipeline; writes bench/results.json
 	$(PY) bench/bench.py --rows $(ROWS) $(BENCH_ARGS)
 
 env: $(VENV)/.installed ## effective SALES_PG_URL / SALES_CH_URL, for eval
 	@$(PY) -m sales_assets env
 
-stop: $(VENV)/.installed ## stop the embedded PostgreSQL
+stop: $(VENV)/.installed ## stop the embedded PostgreSQL (a dev service)
 	$(PY) -m sales_assets stop
 
 spark-cluster: $(VENV)/.installed ## a one-worker Spark standalone cluster on 127.0.0.1:7077

@@ -68,6 +68,7 @@ def timed(results: dict, key: str):
 
         def __exit__(self, *exc):
             results[key] = round(time.perf_counter() - self.t, 3)
+
     return _T()
 
 
@@ -81,13 +82,17 @@ def run_ours(settings: Settings, rows: int, run_date: str, spark_resource) -> di
     with DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
         result = defs.resolve_job_def("sales_job").execute_in_process(
-            instance=instance, tags={RUN_DATE_TAG: run_date},
-            run_config={"ops": {"raw_sales": {"config": {"rows": rows, "seed": 42, "source_path": None}}}})  # generated, always
+            instance=instance,
+            tags={RUN_DATE_TAG: run_date},
+            run_config={"ops": {"raw_sales": {"config": {"rows": rows, "seed": 42, "source_path": None}}}},
+        )  # generated, always
         out["job_s"] = round(time.perf_counter() - started, 3)
         assert result.success, "the pipeline run failed"
         stats = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(result.run_id)}
-        meta = {e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-                for e in result.get_asset_materialization_events()}
+        meta = {
+            e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events()
+        }
     assets = ("raw_sales", "clean_sales", "sales_aggregates", "clickhouse_sales_aggregates")
     out["stages"] = {k: round(stats[k], 3) for k in assets}
     out["checks_s"] = round(sum(v for k, v in stats.items() if k not in assets), 3)
@@ -101,7 +106,6 @@ def run_ours(settings: Settings, rows: int, run_date: str, spark_resource) -> di
 def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, spark) -> dict:
     """A typical per-row pipeline, stage by stage, on the same raw lines."""
     import pandas as pd
-    import psycopg
     from faker import Faker
 
     from sales_assets.contract import CLEANED_SALES, CLICKHOUSE_AGGREGATES, SALES_AGGREGATES
@@ -120,11 +124,20 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
         lines = []
         for i in range(rows):  # the per-row loop of a typical pipeline
             q, p = rnd.randint(1, 5), round(rnd.uniform(1, 500), 2)
-            lines.append({"sale_id": i + 1, "order_id": i // 2 + 1, "customer_id": rnd.randint(1, 50000),
-                          "product": rnd.choice(products), "category": "Misc", "region": rnd.choice(regions),
-                          "quantity": q, "unit_price": p, "amount": round(q * p, 2),
-                          "sale_ts": fake.date_time_between(start_date=run_date - timedelta(days=365),
-                                                            end_date=run_date)})
+            lines.append(
+                {
+                    "sale_id": i + 1,
+                    "order_id": i // 2 + 1,
+                    "customer_id": rnd.randint(1, 50000),
+                    "product": rnd.choice(products),
+                    "category": "Misc",
+                    "region": rnd.choice(regions),
+                    "quantity": q,
+                    "unit_price": p,
+                    "amount": round(q * p, 2),
+                    "sale_ts": fake.date_time_between(start_date=run_date - timedelta(days=365), end_date=run_date),
+                }
+            )
         del lines
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "false")
     try:
@@ -140,8 +153,10 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
             conn.execute("drop schema if exists bench_baseline cascade; create schema bench_baseline")
             conn.execute(f"create table bench_baseline.cleaned_sales (like {CLEANED_SALES.qualified})")
             with conn.cursor() as cur:
-                cur.executemany("insert into bench_baseline.cleaned_sales values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                                [tuple(r) for r in cleaned_rows])
+                cur.executemany(
+                    "insert into bench_baseline.cleaned_sales values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    [tuple(r) for r in cleaned_rows],
+                )
             conn.commit()
         del cleaned_rows
         with timed(t, "aggregate_via_pandas_no_arrow"), pg.connect(autocommit=False) as conn:
@@ -152,8 +167,10 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
             aggregates = aggregate_sales(spark.createDataFrame(pdf)).collect()
             conn.execute(f"create table bench_baseline.sales_aggregates (like {SALES_AGGREGATES.qualified})")
             with conn.cursor() as cur:
-                cur.executemany("insert into bench_baseline.sales_aggregates values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                                [tuple(r) for r in aggregates])
+                cur.executemany(
+                    "insert into bench_baseline.sales_aggregates values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    [tuple(r) for r in aggregates],
+                )
             conn.commit()
         with timed(t, "clickhouse_row_inserts"):
             clickhouse = clickhouse_resource(settings, in_definitions=False)
@@ -170,8 +187,10 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
     with pg.connect() as conn:  # same work, same tables
         for table in (CLEANED_SALES, SALES_AGGREGATES):
             ours, baseline = table.qualified, f"bench_baseline.{table.name}"
-            diff = conn.execute(f"select count(*) from ((select * from {ours} except all select * from {baseline}) "
-                                f"union all (select * from {baseline} except all select * from {ours})) d").fetchone()[0]
+            diff = conn.execute(
+                f"select count(*) from ((select * from {ours} except all select * from {baseline}) "
+                f"union all (select * from {baseline} except all select * from {ours})) d"
+            ).fetchone()[0]
             t[f"{table.name}_rows_differing_from_ours"] = diff
         conn.execute("drop schema bench_baseline cascade")
     return t
@@ -219,11 +238,15 @@ def load_vs_floor(settings: Settings, spark, repeats: int = 3) -> dict:
         admin.execute(f"drop table {ours_target.qualified}")
     frame.unpersist()
     best = min(ours, key=lambda stats: stats.seconds)
-    return {"copy_floor_s": min(floor_runs), "copy_floor_runs_s": floor_runs,
-            "copy_floor_rows_per_s": round(table.num_rows / min(floor_runs)),
-            "pg_load_s": round(best.seconds, 3), "pg_load_runs_s": [round(r.seconds, 3) for r in ours],
-            "pg_load_phases_s": {phase: round(seconds, 3) for phase, seconds in best.phases.items()},
-            "pg_load_rows_per_s": round(best.rows[ours_target.name] / best.seconds)}
+    return {
+        "copy_floor_s": min(floor_runs),
+        "copy_floor_runs_s": floor_runs,
+        "copy_floor_rows_per_s": round(table.num_rows / min(floor_runs)),
+        "pg_load_s": round(best.seconds, 3),
+        "pg_load_runs_s": [round(r.seconds, 3) for r in ours],
+        "pg_load_phases_s": {phase: round(seconds, 3) for phase, seconds in best.phases.items()},
+        "pg_load_rows_per_s": round(best.rows[ours_target.name] / best.seconds),
+    }
 
 
 def main() -> None:
@@ -239,8 +262,15 @@ def main() -> None:
         shutil.rmtree(bench_dir / sub, ignore_errors=True)  # fresh tables, every time
     bench_dir.mkdir(parents=True, exist_ok=True)
     # always the embedded databases of the bench directory: the bench drops and recreates its tables
-    settings = Settings.from_env({**os.environ, "SALES_DATA_DIR": str(bench_dir), "SALES_PARQUET_URI": "",
-                                  "SALES_PG_URL": "", "SALES_CH_URL": ""})
+    settings = Settings.from_env(
+        {
+            **os.environ,
+            "SALES_DATA_DIR": str(bench_dir),
+            "SALES_PARQUET_URI": "",
+            "SALES_PG_URL": "",
+            "SALES_CH_URL": "",
+        }
+    )
     run_date = date.today()
 
     from sales_assets.contract import SCHEMA
@@ -252,12 +282,16 @@ def main() -> None:
     with postgres.connect() as conn:
         conn.execute(f"drop schema if exists {SCHEMA} cascade")
 
-    results: dict = {"rows": args.rows, "machine": f"{os.cpu_count()} cores, "
-                     f"{round(psutil.virtual_memory().total / 2**30)} GiB", "spark_master": settings.spark_master}
+    results: dict = {
+        "rows": args.rows,
+        "machine": f"{os.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB",
+        "spark_master": settings.spark_master,
+    }
     with PeakRss() as rss:
         started = time.perf_counter()
-        spark_resource = SparkResource(spark_config=spark_config(settings.spark_master, **settings.spark_conf),
-                                       stop_on_teardown=False)
+        spark_resource = SparkResource(
+            spark_config=spark_config(settings.spark_master, **settings.spark_conf), stop_on_teardown=False
+        )
         spark = spark_resource.spark_session
         results["spark_start_s"] = round(time.perf_counter() - started, 3)
         ours = run_ours(settings, args.rows, run_date.isoformat(), spark_resource)
@@ -294,7 +328,8 @@ def print_table(r: dict) -> None:
     print(f"{'whole graph, end to end (incl. Spark start)':<44}{r['e2e_s']:>10.2f}{r['e2e_rows_per_s']:>14,}")
     print(f"{'clean + load pass (raw lines, both tables)':<44}{'':>10}{r['clean_and_load_rows_per_s']:>14,}")
     print(f"{'our load alone, best of 3 (frame -> table)':<44}{r['pg_load_s']:>10.2f}{r['pg_load_rows_per_s']:>14,}")
-    print(f"{'COPY floor, best of 3 (binary COPY of Arrow)':<44}{r['copy_floor_s']:>10.2f}{r['copy_floor_rows_per_s']:>14,}")
+    floor = "COPY floor, best of 3 (binary COPY of Arrow)"
+    print(f"{floor:<44}{r['copy_floor_s']:>10.2f}{r['copy_floor_rows_per_s']:>14,}")
     print(f"{'  our load as a fraction of the floor':<44}{r['pg_load_fraction_of_floor']:>10.2f}")
     # the floor is a bare COPY: no primary key, ANALYZE, staged-row count or swap, all timed here
     print("  our load's phases: " + ", ".join(f"{k} {v:.2f}" for k, v in r["pg_load_phases_s"].items()))

@@ -89,18 +89,27 @@ def cmd_jvm_archive(settings: Settings) -> int:
     started = time.perf_counter()
     # as the runs' driver, minus an archive already there: the new one records every class anew
     path = jvm_archive.build(spark_config("local[2]", **{"spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS}))
-    print(f"JVM class archive for the Spark driver: {path} "
-          f"({path.stat().st_size >> 20} MB, built in {time.perf_counter() - started:.0f} s)")
+    print(
+        f"JVM class archive for the Spark driver: {path} "
+        f"({path.stat().st_size >> 20} MB, built in {time.perf_counter() - started:.0f} s)"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sales_assets")
-    parser.add_argument("command", choices=["run", "dev", "env", "stop", "spark-cluster", "spark-cluster-stop",
-                                            "jvm-archive"])
+    parser.add_argument(
+        "command", choices=["run", "dev", "env", "stop", "spark-cluster", "spark-cluster-stop", "jvm-archive"]
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    commands = {"run": cmd_run, "dev": cmd_dev, "env": cmd_env, "stop": cmd_stop,
-                "spark-cluster": cmd_spark_cluster, "spark-cluster-stop": cmd_spark_cluster_stop,
-                "jvm-archive": cmd_jvm_archive}
+    commands = {
+        "run": cmd_run,
+        "dev": cmd_dev,
+        "env": cmd_env,
+        "stop": cmd_stop,
+        "spark-cluster": cmd_spark_cluster,
+        "spark-cluster-stop": cmd_spark_cluster_stop,
+        "jvm-archive": cmd_jvm_archive,
+    }
     sys.exit(commands[args.command](settings))

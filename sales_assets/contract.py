@@ -20,19 +20,37 @@ if TYPE_CHECKING:
 
 # -- raw lines -------------------------------------------------------------------------------
 RAW_COLUMNS: tuple[str, ...] = (
-    "sale_id", "order_id", "customer_id", "product", "category", "region",
-    "quantity", "unit_price", "amount", "sale_ts",
+    "sale_id",
+    "order_id",
+    "customer_id",
+    "product",
+    "category",
+    "region",
+    "quantity",
+    "unit_price",
+    "amount",
+    "sale_ts",
 )
 
 # Columns a line cannot do without (rejected as `missing_field` when null or blank).
 REQUIRED_COLUMNS: tuple[str, ...] = (
-    "sale_id", "order_id", "product", "region", "quantity", "unit_price", "sale_ts",
+    "sale_id",
+    "order_id",
+    "product",
+    "region",
+    "quantity",
+    "unit_price",
+    "sale_ts",
 )
 
 # Each rejected line gets exactly one reason: the first rule it breaks, in this order.
 REJECT_REASONS: tuple[str, ...] = (
-    "missing_field", "unparseable", "non_positive_quantity", "non_positive_price",
-    "future_date", "duplicate",
+    "missing_field",
+    "unparseable",
+    "non_positive_quantity",
+    "non_positive_price",
+    "future_date",
+    "duplicate",
 )
 
 TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
@@ -83,8 +101,9 @@ def spark_type(pg_type: str) -> str:
     """The Spark SQL type a PostgreSQL column type is read and written as."""
     if m := _NUMERIC.match(pg_type):
         return f"decimal({m[1]},{m[2]})"
-    return {"bigint": "bigint", "integer": "int", "text": "string",
-            "timestamp": "timestamp_ntz", "date": "date"}[pg_type]
+    return {"bigint": "bigint", "integer": "int", "text": "string", "timestamp": "timestamp_ntz", "date": "date"}[
+        pg_type
+    ]
 
 
 @dataclass(frozen=True)
@@ -98,8 +117,13 @@ class Col:
     def arrow_type(self) -> pa.DataType:
         if m := _NUMERIC.match(self.pg_type):
             return pa.decimal128(int(m[1]), int(m[2]))
-        return {"bigint": pa.int64(), "integer": pa.int32(), "text": pa.string(),
-                "timestamp": pa.timestamp("us"), "date": pa.date32()}[self.pg_type]
+        return {
+            "bigint": pa.int64(),
+            "integer": pa.int32(),
+            "text": pa.string(),
+            "timestamp": pa.timestamp("us"),
+            "date": pa.date32(),
+        }[self.pg_type]
 
     @property
     def spark_type(self) -> str:
@@ -155,8 +179,9 @@ class PgTable(_Table):
 
     @property
     def dagster_schema(self) -> TableSchema:
-        return _dagster_schema([(c.name, c.pg_type, c.description, c.nullable,
-                                 self.primary_key == (c.name,)) for c in self.columns])
+        return _dagster_schema(
+            [(c.name, c.pg_type, c.description, c.nullable, self.primary_key == (c.name,)) for c in self.columns]
+        )
 
 
 CLEANED_SALES = PgTable(
@@ -228,13 +253,24 @@ class ClickHouseTable(_Table):
 # The PostgreSQL aggregates, counts unsigned, stamped with the snapshot's date and load time.
 CLICKHOUSE_AGGREGATES = ClickHouseTable(
     "sales_aggregates",
-    tuple(ChCol(*c) for c in (
-        ("grain", "String"), ("region", "Nullable(String)"), ("product", "Nullable(String)"),
-        ("orders", "UInt64"), ("sales", "UInt64"), ("units", "UInt64"),
-        ("revenue", CLICKHOUSE_MONEY), ("avg_check", CLICKHOUSE_MONEY),
-        # Date32 (1900-2299): sales dates of real files reach before 1970, where Date starts
-        ("first_sale", "Date32"), ("last_sale", "Date32"), ("import_date", "Date"), ("loaded_at", "DateTime"),
-    )),
+    tuple(
+        ChCol(*c)
+        for c in (
+            ("grain", "String"),
+            ("region", "Nullable(String)"),
+            ("product", "Nullable(String)"),
+            ("orders", "UInt64"),
+            ("sales", "UInt64"),
+            ("units", "UInt64"),
+            ("revenue", CLICKHOUSE_MONEY),
+            ("avg_check", CLICKHOUSE_MONEY),
+            # Date32 (1900-2299): sales dates of real files reach before 1970, where Date starts
+            ("first_sale", "Date32"),
+            ("last_sale", "Date32"),
+            ("import_date", "Date"),
+            ("loaded_at", "DateTime"),
+        )
+    ),
     partition_by="import_date",
     order_by="(import_date, grain, ifNull(region, ''), ifNull(product, ''))",
     description="One snapshot of the aggregates per import_date; re-loading a date replaces its snapshot.",
@@ -245,8 +281,14 @@ def _dagster_schema(columns) -> TableSchema:
     # imported here: Spark's Python workers import this module, and Dagster costs them ~1 s each
     from dagster import TableColumn, TableColumnConstraints, TableSchema
 
-    return TableSchema(columns=[
-        TableColumn(name, type_, description=description,
-                    constraints=TableColumnConstraints(nullable=nullable, unique=unique))
-        for name, type_, description, nullable, unique in columns
-    ])
+    return TableSchema(
+        columns=[
+            TableColumn(
+                name,
+                type_,
+                description=description,
+                constraints=TableColumnConstraints(nullable=nullable, unique=unique),
+            )
+            for name, type_, description, nullable, unique in columns
+        ]
+    )

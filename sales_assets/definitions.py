@@ -30,8 +30,9 @@ def postgres_resource(settings: Settings, in_definitions: bool = True) -> Postgr
     return PostgresResource(url=url, embedded_dir=str(settings.embedded_pg_dir))
 
 
-def clickhouse_resource(settings: Settings, in_definitions: bool = True,
-                        run_lock: RunLockResource | None = None) -> ClickHouseResource:
+def clickhouse_resource(
+    settings: Settings, in_definitions: bool = True, run_lock: RunLockResource | None = None
+) -> ClickHouseResource:
     url = settings.ch_url and (EnvVar("SALES_CH_URL") if in_definitions else settings.ch_url)
     run_lock = run_lock or RunLockResource(postgres=postgres_resource(settings, in_definitions))
     return ClickHouseResource(url=url, embedded_path=str(settings.embedded_ch_path), run_lock=run_lock)

@@ -1,8 +1,12 @@
 """The whole graph as one job, and its daily schedule."""
 
-
 from dagster import (
-    AssetSelection, RunRequest, ScheduleEvaluationContext, define_asset_job, in_process_executor, schedule,
+    AssetSelection,
+    RunRequest,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    in_process_executor,
+    schedule,
 )
 
 from sales_assets.resources.run_date import RUN_DATE_TAG
@@ -21,8 +25,9 @@ sales_job = define_asset_job(
 
 
 def build_schedule(settings: Settings):
-    @schedule(name=DAILY_SCHEDULE, job=sales_job, cron_schedule=settings.schedule_cron,
-              execution_timezone=settings.timezone)
+    @schedule(
+        name=DAILY_SCHEDULE, job=sales_job, cron_schedule=settings.schedule_cron, execution_timezone=settings.timezone
+    )
     def daily_sales_schedule(context: ScheduleEvaluationContext) -> RunRequest:
         """One run per tick; the tick's date becomes the run's date and so its import_date."""
         tick_date = context.scheduled_execution_time.date().isoformat()

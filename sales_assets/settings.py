@@ -45,7 +45,7 @@ class Settings:
     spark_conf: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
-    def from_env(cls, env=None) -> "Settings":
+    def from_env(cls, env=None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("SALES_DATA_DIR") or "./.data").expanduser().absolute()
         return cls(

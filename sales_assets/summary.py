@@ -29,7 +29,9 @@ def print_summary(result, instance, settings, wall_seconds: float) -> None:
     if raw is not None:
         print(f"  raw rows        {raw:>12,}")
     if cleaned:
-        print(f"  cleaned rows    {cleaned['dagster/row_count']:>12,}   (amount repaired: {cleaned['amount_repaired']:,})")
+        print(
+            f"  cleaned rows    {cleaned['dagster/row_count']:>12,}   (amount repaired: {cleaned['amount_repaired']:,})"
+        )
     if rejected:
         print(f"  rejected rows   {rejected['dagster/row_count']:>12,}")
         for reason in REJECT_REASONS:
@@ -41,12 +43,18 @@ def print_summary(result, instance, settings, wall_seconds: float) -> None:
         postgres.start()
         with postgres.connect() as conn:
             pg_total = conn.execute(
-                f"select sum(revenue) from {SALES_AGGREGATES.qualified} where grain = 'region'").fetchone()[0]
+                f"select sum(revenue) from {SALES_AGGREGATES.qualified} where grain = 'region'"
+            ).fetchone()[0]
         try:
-            ch_total = clickhouse.get_client().query(
-                f"select sum(revenue) from {CLICKHOUSE_AGGREGATES.qualified} "
-                "where import_date = {d:String}::Date and grain = 'region'",
-                parameters={"d": import_date}).result_rows[0][0]
+            ch_total = (
+                clickhouse.get_client()
+                .query(
+                    f"select sum(revenue) from {CLICKHOUSE_AGGREGATES.qualified} "
+                    "where import_date = {d:String}::Date and grain = 'region'",
+                    parameters={"d": import_date},
+                )
+                .result_rows[0][0]
+            )
         finally:
             clickhouse.close()
         print(f"  revenue total   PostgreSQL {pg_total}   ClickHouse {ch_total}   (import_date {import_date})")

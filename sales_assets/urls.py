@@ -29,9 +29,7 @@ def check_url(url: str, schemes: tuple[str, ...], what: str) -> None:
     except ValueError as exc:
         raise BadUrlError(f"{what} URL {redact(url)} is malformed: {exc}") from None
     if parts.scheme not in schemes:
-        raise BadUrlError(
-            f"{what} URL {redact(url)} must start with one of {', '.join(s + '://' for s in schemes)}"
-        )
+        raise BadUrlError(f"{what} URL {redact(url)} must start with one of {', '.join(s + '://' for s in schemes)}")
     if parts.scheme != "chdb" and not parts.hostname:
         raise BadUrlError(f"{what} URL {redact(url)} names no host")
     del port

@@ -19,8 +19,15 @@ from sales_assets.settings import Settings
 # What the tests' settings never take from a developer's environment: their own data directory and
 # databases, and the run config's defaults (an exported SALES_SOURCE_PATH would make every run
 # ingest that file instead of generating).
-TEST_ENV = {"SALES_DATA_DIR": "", "SALES_PARQUET_URI": "", "SALES_PG_URL": "", "SALES_CH_URL": "",
-            "SALES_SOURCE_PATH": "", "SALES_ROWS": "", "SALES_SEED": ""}
+TEST_ENV = {
+    "SALES_DATA_DIR": "",
+    "SALES_PARQUET_URI": "",
+    "SALES_PG_URL": "",
+    "SALES_CH_URL": "",
+    "SALES_SOURCE_PATH": "",
+    "SALES_ROWS": "",
+    "SALES_SEED": "",
+}
 
 
 @pytest.fixture(scope="session")
@@ -93,8 +100,9 @@ def run_job(defs, instance):
 
     def run(tags: dict | None = None, raise_on_error: bool = True, **raw_sales_config):
         job = defs.resolve_job_def("sales_job")
-        return job.execute_in_process(instance=instance, run_config=run_config(**raw_sales_config),
-                                      tags=tags or {}, raise_on_error=raise_on_error)
+        return job.execute_in_process(
+            instance=instance, run_config=run_config(**raw_sales_config), tags=tags or {}, raise_on_error=raise_on_error
+        )
 
     return run
 
@@ -110,9 +118,11 @@ def cleaning_counts(classified) -> dict[str, int]:
     from pyspark.sql import functions as F
 
     outcome = F.coalesce(F.col("reason"), F.lit("kept"))
-    rows = classified.groupBy(outcome.alias("outcome")).agg(
-        F.count(F.lit(1)).alias("n"), F.sum(F.col("amount_repaired").cast("long")).alias("repaired")
-    ).collect()  # one row per outcome: a handful
+    rows = (
+        classified.groupBy(outcome.alias("outcome"))
+        .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("amount_repaired").cast("long")).alias("repaired"))
+        .collect()
+    )  # one row per outcome: a handful
     counts = {r["outcome"]: r["n"] for r in rows}
     counts["amount_repaired"] = sum(r["repaired"] or 0 for r in rows)
     counts.setdefault("kept", 0)

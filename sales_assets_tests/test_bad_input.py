@@ -7,11 +7,10 @@ import os
 
 import pytest
 
+from sales_assets.contract import PG_TABLES, RAW_COLUMNS
 from sales_assets.definitions import build_definitions
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.settings import Settings
-from sales_assets.contract import PG_TABLES
-from sales_assets.contract import RAW_COLUMNS
 from sales_assets_tests.conftest import TEST_ENV, query, run_config
 from sales_assets_tests.test_pipeline import ch_rows, materializations, table_digest
 
@@ -30,8 +29,12 @@ def snapshot_of_everything(run_job, pg, ch, spark, settings):
 
     def state():
         raw = spark.read.parquet(f"{settings.parquet_uri}/raw_sales")
-        return ({t: table_digest(pg, f"sales.{t}") for t in PG_TABLES}, ch_rows(ch, RUN_DATE),
-                raw.count(), raw.agg({"sale_id": "max"}).first()[0])
+        return (
+            {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES},
+            ch_rows(ch, RUN_DATE),
+            raw.count(),
+            raw.agg({"sale_id": "max"}).first()[0],
+        )
 
     before = state()
     return lambda: state() == before
@@ -43,8 +46,7 @@ def write_csv(path, header, rows):
 
 
 def test_missing_source_file(run_job, snapshot_of_everything, tmp_path):
-    result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False,
-                     source_path=str(tmp_path / "nope.csv"))
+    result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False, source_path=str(tmp_path / "nope.csv"))
     assert not result.success
     assert "nope.csv does not exist" in failure_messages(result)
     assert snapshot_of_everything()
@@ -77,14 +79,15 @@ def test_non_positive_rows(run_job, snapshot_of_everything, rows):
 
 
 def test_bad_postgres_url_fails_before_anything_and_hides_the_password(
-        snapshot_of_everything, settings, spark_resource, instance, monkeypatch):
+    snapshot_of_everything, settings, spark_resource, instance, monkeypatch
+):
     url = "postgresql://sales:hunter2secret@127.0.0.1:1/sales"  # nothing listens on port 1
     monkeypatch.setenv("SALES_PG_URL", url)
-    bad = Settings.from_env({**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir),
-                             "SALES_PG_URL": url})
+    bad = Settings.from_env({**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), "SALES_PG_URL": url})
     job = build_definitions(bad, spark=spark_resource).resolve_job_def("sales_job")
-    result = job.execute_in_process(instance=instance, run_config=run_config(rows=100),
-                                    tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance, run_config=run_config(rows=100), tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False
+    )
     assert not result.success
     text = "\n".join(str(e.event_specific_data) + (e.message or "") for e in result.all_events)
     assert "127.0.0.1:1" in text
@@ -109,6 +112,9 @@ def test_a_csv_source_is_ingested(run_job, pg, tmp_path):
     assert cleaned == [(1, "Gizmo", "Kazan", "7.00"), (2, "Gizmo", "Kazan", "3.50"), (3, "Widget", "Omsk", "9.99")]
     rejected = query(pg, "select sale_id, reason from sales.rejected_sales order by 1")
     assert rejected == [("3", "non_positive_quantity"), ("4", "future_date")]
-    aggregates = query(pg, "select orders, sales, units, revenue::text, avg_check::text from sales.sales_aggregates "
-                           "where grain = 'region' and region = 'Kazan'")
+    aggregates = query(
+        pg,
+        "select orders, sales, units, revenue::text, avg_check::text from sales.sales_aggregates "
+        "where grain = 'region' and region = 'Kazan'",
+    )
     assert aggregates == [(1, 2, 3, "10.50", "10.50")]

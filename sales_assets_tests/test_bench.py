@@ -26,8 +26,13 @@ def test_bench_runs_and_the_baseline_builds_the_same_tables():
     out = data_dir / "results.json"
     env = {**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(data_dir), "SALES_SPARK_MASTER": "local[2]"}
     try:
-        done = subprocess.run([sys.executable, str(PROJECT / "bench" / "bench.py"), "--rows", "3000", "--out", str(out)],
-                              env=env, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [sys.executable, str(PROJECT / "bench" / "bench.py"), "--rows", "3000", "--out", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         results = json.loads(out.read_text())
         assert "speedup of ours vs baseline" in done.stdout
@@ -36,8 +41,15 @@ def test_bench_runs_and_the_baseline_builds_the_same_tables():
         shutil.rmtree(data_dir, ignore_errors=True)
     assert results["rows"] == 3000
     assert set(results["stages"]) == {"raw_sales", "clean_sales", "sales_aggregates", "clickhouse_sales_aggregates"}
-    for key in ("e2e_s", "spark_start_s", "baseline_e2e_s", "speedup_vs_baseline", "pg_load_rows_per_s",
-                "copy_floor_rows_per_s", "peak_rss_mb"):
+    for key in (
+        "e2e_s",
+        "spark_start_s",
+        "baseline_e2e_s",
+        "speedup_vs_baseline",
+        "pg_load_rows_per_s",
+        "copy_floor_rows_per_s",
+        "peak_rss_mb",
+    ):
         assert results[key] > 0, key
     # our load and the floor are timed in turns, three runs each
     assert len(results["pg_load_runs_s"]) == len(results["copy_floor_runs_s"]) == 3

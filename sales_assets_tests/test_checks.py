@@ -1,7 +1,6 @@
 """Each asset check passes on good data and fails on data corrupted on purpose in the real
 tables; a failed blocking check stops the aggregates and the ClickHouse load."""
 
-
 import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection, materialize
 
@@ -12,6 +11,8 @@ from sales_assets_tests.test_pipeline import ch_rows
 
 pytestmark = pytest.mark.integration
 RUN_DATE = "2026-09-15"
+FIRST_SALE = "select min(sale_id) from sales.cleaned_sales"
+LAST_SALE = "select max(sale_id) from sales.cleaned_sales"
 TAGS = {RUN_DATE_TAG: RUN_DATE}
 
 
@@ -31,9 +32,15 @@ def run_check(defs, instance):
     """Runs one check alone against what is stored now."""
 
     def run(check, run_config=None):
-        result = materialize([*defs.assets, *C.ALL_CHECKS], selection=AssetSelection.checks(check),
-                             resources=defs.resources, instance=instance, tags=TAGS,
-                             run_config=run_config, raise_on_error=False)
+        result = materialize(
+            [*defs.assets, *C.ALL_CHECKS],
+            selection=AssetSelection.checks(check),
+            resources=defs.resources,
+            instance=instance,
+            tags=TAGS,
+            run_config=run_config,
+            raise_on_error=False,
+        )
         return evaluations(result)[next(iter(check.check_specs)).name]
 
     return run
@@ -41,8 +48,14 @@ def run_check(defs, instance):
 
 def test_all_checks_pass_on_good_data_with_numbers(good_run):
     got = evaluations(good_run)
-    assert set(got) == {C.RAW_ROW_COUNT, C.CONSERVATION, C.CLEANED_VALID, C.REJECTED_SHARE,
-                        C.AGGREGATES_RECONCILE, C.CLICKHOUSE_RECONCILES}
+    assert set(got) == {
+        C.RAW_ROW_COUNT,
+        C.CONSERVATION,
+        C.CLEANED_VALID,
+        C.REJECTED_SHARE,
+        C.AGGREGATES_RECONCILE,
+        C.CLICKHOUSE_RECONCILES,
+    }
     assert all(e.passed for e in got.values()), {k: e.metadata for k, e in got.items() if not e.passed}
     assert got[C.CONSERVATION].metadata["raw_rows"].value == 1500
     assert got[C.CLICKHOUSE_RECONCILES].metadata["clickhouse_rows"].value > 0
@@ -63,16 +76,28 @@ def test_conservation_fails_when_a_rejected_line_is_lost(good_run, run_check, pg
     assert not evaluation.passed and evaluation.metadata["difference"].value == 1
 
 
-@pytest.mark.parametrize("corruption, counter", [
-    ("update sales.cleaned_sales set amount = amount + 1 where sale_id = (select min(sale_id) from sales.cleaned_sales)",
-     "amount_mismatch"),
-    ("update sales.cleaned_sales set sale_ts = '2030-01-01' where sale_id = (select max(sale_id) from sales.cleaned_sales)",
-     "future_sale"),
-    ("update sales.cleaned_sales set quantity = 0, amount = 0 where sale_id = (select min(sale_id) from sales.cleaned_sales)",
-     "non_positive_quantity"),
-    ("alter table sales.cleaned_sales drop constraint cleaned_sales_pkey; "
-     "insert into sales.cleaned_sales select * from sales.cleaned_sales limit 1", "duplicate_sale_id"),
-])
+@pytest.mark.parametrize(
+    "corruption, counter",
+    [
+        (
+            f"update sales.cleaned_sales set amount = amount + 1 where sale_id = ({FIRST_SALE})",
+            "amount_mismatch",
+        ),
+        (
+            f"update sales.cleaned_sales set sale_ts = '2030-01-01' where sale_id = ({LAST_SALE})",
+            "future_sale",
+        ),
+        (
+            f"update sales.cleaned_sales set quantity = 0, amount = 0 where sale_id = ({FIRST_SALE})",
+            "non_positive_quantity",
+        ),
+        (
+            "alter table sales.cleaned_sales drop constraint cleaned_sales_pkey; "
+            "insert into sales.cleaned_sales select * from sales.cleaned_sales limit 1",
+            "duplicate_sale_id",
+        ),
+    ],
+)
 def test_validity_fails_on_each_kind_of_bad_row(good_run, run_check, pg, corruption, counter):
     query_exec(pg, corruption)
     evaluation = run_check(C.cleaned_rows_valid)
@@ -88,8 +113,11 @@ def test_rejected_share_warns_above_the_threshold(good_run, run_check):
 
 
 def test_aggregates_check_fails_on_a_wrong_total(good_run, run_check, pg):
-    query_exec(pg, "update sales.sales_aggregates set units = units + 1 "
-                   "where grain = 'product' and product = (select min(product) from sales.sales_aggregates)")
+    query_exec(
+        pg,
+        "update sales.sales_aggregates set units = units + 1 "
+        "where grain = 'product' and product = (select min(product) from sales.sales_aggregates)",
+    )
     evaluation = run_check(C.aggregates_match_cleaned_totals)
     assert not evaluation.passed and evaluation.metadata["mismatched_grains"].value == 1
 
@@ -98,29 +126,44 @@ def test_clickhouse_reconciliation_fails_on_a_missing_row(good_run, run_check, c
     ch.get_client().command(
         f"alter table sales.sales_aggregates delete where import_date = '{RUN_DATE}' and grain = 'region' "
         f"and region = (select min(region) from sales.sales_aggregates where import_date = '{RUN_DATE}') "
-        "settings mutations_sync = 1")
+        "settings mutations_sync = 1"
+    )
     evaluation = run_check(C.clickhouse_snapshot_matches_postgres)
     assert not evaluation.passed and evaluation.metadata["only_in_postgres"].value == 1
 
 
 def test_clickhouse_check_run_alone_on_a_later_day_compares_the_loaded_snapshot(good_run, defs, instance):
     later = {RUN_DATE_TAG: "2026-12-31"}  # e.g. re-run from the UI weeks after the load
-    result = materialize([*defs.assets, *C.ALL_CHECKS], selection=AssetSelection.checks(C.clickhouse_snapshot_matches_postgres),
-                         resources=defs.resources, instance=instance, tags=later, raise_on_error=False)
+    result = materialize(
+        [*defs.assets, *C.ALL_CHECKS],
+        selection=AssetSelection.checks(C.clickhouse_snapshot_matches_postgres),
+        resources=defs.resources,
+        instance=instance,
+        tags=later,
+        raise_on_error=False,
+    )
     evaluation = evaluations(result)[C.CLICKHOUSE_RECONCILES]
     assert evaluation.passed, evaluation.metadata
     assert evaluation.metadata["import_date"].value == RUN_DATE
 
 
 def test_a_failed_blocking_check_stops_the_aggregates_and_keeps_the_clickhouse_snapshot(
-        good_run, defs, instance, pg, ch):
+    good_run, defs, instance, pg, ch
+):
     snapshot = ch_rows(ch, RUN_DATE)
     aggregates_before = query(pg, "select count(*), sum(revenue) from sales.sales_aggregates")
     query_exec(pg, "update sales.cleaned_sales set amount = amount * 2")  # every row now invalid
-    selection = (AssetSelection.assets("sales_aggregates", "clickhouse_sales_aggregates")
-                 | AssetSelection.checks(C.cleaned_rows_valid))
-    result = materialize([*defs.assets, *C.ALL_CHECKS], selection=selection, resources=defs.resources,
-                         instance=instance, tags=TAGS, raise_on_error=False)
+    selection = AssetSelection.assets("sales_aggregates", "clickhouse_sales_aggregates") | AssetSelection.checks(
+        C.cleaned_rows_valid
+    )
+    result = materialize(
+        [*defs.assets, *C.ALL_CHECKS],
+        selection=selection,
+        resources=defs.resources,
+        instance=instance,
+        tags=TAGS,
+        raise_on_error=False,
+    )
     assert not evaluations(result)[C.CLEANED_VALID].passed
     materialized = {e.materialization.asset_key for e in result.get_asset_materialization_events()}
     assert AssetKey("sales_aggregates") not in materialized

@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sales_assets.dev.spark_cluster import LocalCluster
-from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 from sales_assets.contract import PG_TABLES
+from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+from sales_assets.dev.spark_cluster import LocalCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -37,23 +37,41 @@ def _free_port() -> int:
 
 
 def _run(data_dir: Path, master: str) -> None:
-    env = {**os.environ, "SALES_DATA_DIR": str(data_dir), "SALES_SPARK_MASTER": master, "SALES_ROWS": "2500",
-           "SALES_SEED": "77", "SALES_PG_URL": "", "SALES_CH_URL": "", "SALES_SOURCE_PATH": ""}
-    done = subprocess.run([sys.executable, "-m", "sales_assets", "run"], env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = {
+        **os.environ,
+        "SALES_DATA_DIR": str(data_dir),
+        "SALES_SPARK_MASTER": master,
+        "SALES_ROWS": "2500",
+        "SALES_SEED": "77",
+        "SALES_PG_URL": "",
+        "SALES_CH_URL": "",
+        "SALES_SOURCE_PATH": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "sales_assets", "run"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "SUCCESS" in done.stdout
 
 
 def _pg_digest(data_dir: Path) -> dict:
     with psycopg.connect(EmbeddedPostgres(data_dir / "postgres").url()) as conn:
-        return {t: conn.execute(f"select count(*), md5(string_agg(t::text, '|' order by t::text)) from sales.{t} t")
-                .fetchone() for t in PG_TABLES}
+        return {
+            t: conn.execute(
+                f"select count(*), md5(string_agg(t::text, '|' order by t::text)) from sales.{t} t"
+            ).fetchone()
+            for t in PG_TABLES
+        }
 
 
 def _ch_rows(data_dir: Path) -> list:
-    out = subprocess.run([sys.executable, "-c", CH_DUMP, f"chdb://{data_dir / 'clickhouse'}"],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CH_DUMP, f"chdb://{data_dir / 'clickhouse'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     return json.loads(out)
 
 

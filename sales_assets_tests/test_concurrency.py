@@ -21,7 +21,7 @@ from sales_assets_tests.conftest import query, run_config
 
 pytestmark = pytest.mark.integration
 
-DIGEST = ("select count(*), coalesce(sum(hashtext(t::text)::bigint), 0) from sales.{} t")
+DIGEST = "select count(*), coalesce(sum(hashtext(t::text)::bigint), 0) from sales.{} t"
 
 
 def _digests(pg) -> dict:
@@ -53,15 +53,19 @@ def test_a_run_that_cannot_get_the_lock_in_time_fails_before_touching_anything(d
     finally:
         holder.close()
     assert not result.success
-    errors = [e.event_specific_data.error.to_string() for e in result.all_events
-              if e.event_type_value == "RESOURCE_INIT_FAILURE"]
+    errors = [
+        e.event_specific_data.error.to_string()
+        for e in result.all_events
+        if e.event_type_value == "RESOURCE_INIT_FAILURE"
+    ]
     assert errors and "another materialization (the other run, PostgreSQL backend" in errors[0], errors
     assert "run lock for over 2 s" in errors[0]
     assert 2 <= waited < 60
     run = instance.get_runs(limit=1)[0]
     assert run.status == DagsterRunStatus.FAILURE
-    assert not [e for e in instance.all_logs(run.run_id) if e.is_dagster_event and e.dagster_event.is_step_start], \
+    assert not [e for e in instance.all_logs(run.run_id) if e.is_dagster_event and e.dagster_event.is_step_start], (
         "a step ran without the lock"
+    )
     assert _digests(pg) == before
 
 
@@ -78,8 +82,9 @@ def test_a_second_run_queues_until_the_first_releases_the_lock(defs, instance, r
         deadline = time.monotonic() + 60
         waiting = []
         while not waiting and time.monotonic() < deadline:
-            waiting = query(pg, "select pid from pg_stat_activity where application_name like %s",
-                            (f"{APPLICATION_NAME} %",))
+            waiting = query(
+                pg, "select pid from pg_stat_activity where application_name like %s", (f"{APPLICATION_NAME} %",)
+            )
             time.sleep(0.2)
         assert waiting, "the second run never asked for the lock"
         time.sleep(2)
@@ -91,16 +96,30 @@ def test_a_second_run_queues_until_the_first_releases_the_lock(defs, instance, r
     assert result.success
     messages = " ".join(e.user_message for e in instance.all_logs(result.run_id))
     assert "waiting for another materialization to finish (the other run" in messages
-    assert query(pg, "select count(*) from sales.cleaned_sales")[0][0] + \
-        query(pg, "select count(*) from sales.rejected_sales")[0][0] == 1200
+    assert (
+        query(pg, "select count(*) from sales.cleaned_sales")[0][0]
+        + query(pg, "select count(*) from sales.rejected_sales")[0][0]
+        == 1200
+    )
     # the lock went with the run: nothing holds it now
-    assert not query(pg, "select 1 from pg_locks where locktype = 'advisory' and objsubid = 2 "
-                         "and classid = hashtext(%s)::oid", (LOCK_NAME,))
+    assert not query(
+        pg,
+        "select 1 from pg_locks where locktype = 'advisory' and objsubid = 2 and classid = hashtext(%s)::oid",
+        (LOCK_NAME,),
+    )
 
 
 def _env(data_dir: Path, rows: int, seed: int) -> dict:
-    return {**os.environ, "SALES_DATA_DIR": str(data_dir), "SALES_SPARK_MASTER": "local[2]", "SALES_ROWS": str(rows),
-            "SALES_SEED": str(seed), "SALES_PG_URL": "", "SALES_CH_URL": "", "SALES_SOURCE_PATH": ""}
+    return {
+        **os.environ,
+        "SALES_DATA_DIR": str(data_dir),
+        "SALES_SPARK_MASTER": "local[2]",
+        "SALES_ROWS": str(rows),
+        "SALES_SEED": str(seed),
+        "SALES_PG_URL": "",
+        "SALES_CH_URL": "",
+        "SALES_SOURCE_PATH": "",
+    }
 
 
 def test_two_processes_started_together_both_succeed_one_after_the_other_without_mixing():
@@ -111,18 +130,24 @@ def test_two_processes_started_together_both_succeed_one_after_the_other_without
     EmbeddedPostgres(data_dir / "postgres").url()  # one server for both, already up
     run = [sys.executable, "-m", "sales_assets", "run"]
     try:
-        procs = {rows: subprocess.Popen(run, env=_env(data_dir, rows, seed), stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
-                 for rows, seed in ((1700, 11), (2300, 12))}
+        procs = {
+            rows: subprocess.Popen(
+                run, env=_env(data_dir, rows, seed), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            for rows, seed in ((1700, 11), (2300, 12))
+        }
         outputs = {rows: proc.communicate(timeout=900)[0] for rows, proc in procs.items()}
         for rows, proc in procs.items():
             assert proc.returncode == 0, outputs[rows][-3000:]
         assert any("waiting for another materialization to finish" in out for out in outputs.values())
         with psycopg.connect(EmbeddedPostgres(data_dir / "postgres").url()) as conn:
-            cleaned, rejected = (conn.execute(f"select count(*) from sales.{t}").fetchone()[0]
-                                 for t in ("cleaned_sales", "rejected_sales"))
+            cleaned, rejected = (
+                conn.execute(f"select count(*) from sales.{t}").fetchone()[0]
+                for t in ("cleaned_sales", "rejected_sales")
+            )
             agg_lines, agg_revenue = conn.execute(
-                "select sum(sales), sum(revenue) from sales.sales_aggregates where grain = 'region'").fetchone()
+                "select sum(sales), sum(revenue) from sales.sales_aggregates where grain = 'region'"
+            ).fetchone()
             revenue = conn.execute("select sum(amount) from sales.cleaned_sales").fetchone()[0]
         assert cleaned + rejected in (1700, 2300)  # the whole of one run, not a mix
         assert (agg_lines, agg_revenue) == (cleaned, revenue)  # aggregates of those very lines
@@ -131,7 +156,8 @@ def test_two_processes_started_together_both_succeed_one_after_the_other_without
         client = clickhouse_connect.get_client(dsn=f"chdb://{data_dir / 'clickhouse'}")
         try:
             ch_lines, ch_revenue = client.query(
-                "select sum(sales), sum(revenue) from sales.sales_aggregates where grain = 'region'").result_rows[0]
+                "select sum(sales), sum(revenue) from sales.sales_aggregates where grain = 'region'"
+            ).result_rows[0]
         finally:
             client.close()
         assert (ch_lines, ch_revenue) == (cleaned, revenue)

@@ -37,8 +37,12 @@ def test_importing_the_code_location_reads_no_environment():
     probe = "import sales_assets.definitions, sales_assets.cli, sales_assets.summary; print('imported')"
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert done.stdout.strip() == "imported", done.stderr
-    load = subprocess.run([sys.executable, "-c", "from sales_assets.definitions import defs; defs()"],
-                          env=env, capture_output=True, text=True)
+    load = subprocess.run(
+        [sys.executable, "-c", "from sales_assets.definitions import defs; defs()"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert load.returncode != 0 and "SALES_ROWS must be an integer, got 'lots'" in load.stderr
 
 
@@ -52,8 +56,9 @@ def test_lineage_is_the_contract_graph():
     from sales_assets.definitions import defs as load_defs
 
     graph = load_defs().resolve_asset_graph()
-    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
-               for k in graph.get_all_asset_keys()}
+    parents = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
+    }
     assert parents == {
         "raw_sales": set(),
         "cleaned_sales": {"raw_sales"},
@@ -78,8 +83,13 @@ def test_schedule_uses_env_cron_and_timezone_and_stamps_the_tick_date():
 
 def test_default_settings_match_the_contract():
     s = Settings.from_env({})
-    assert (s.rows, s.seed, s.spark_master, s.schedule_cron, s.timezone) == \
-        (1_000_000, 42, "local[*]", "0 2 * * *", "UTC")
+    assert (s.rows, s.seed, s.spark_master, s.schedule_cron, s.timezone) == (
+        1_000_000,
+        42,
+        "local[*]",
+        "0 2 * * *",
+        "UTC",
+    )
     assert s.pg_url is None and s.ch_url is None and s.source_path is None
     assert str(s.data_dir).endswith(".data")
 
@@ -87,8 +97,9 @@ def test_default_settings_match_the_contract():
 def test_spark_settings_from_the_environment_go_over_the_defaults():
     default = build_resources(Settings.from_env({}))["spark"].spark_config
     assert default["spark.ui.enabled"] == "false"  # ~1 s of every driver start
-    settings = Settings.from_env({"SALES_SPARK_CONF": "spark.ui.enabled=true "
-                                                      "spark.driver.extraJavaOptions='-Xss4m -Dsales=1'"})
+    settings = Settings.from_env(
+        {"SALES_SPARK_CONF": "spark.ui.enabled=true spark.driver.extraJavaOptions='-Xss4m -Dsales=1'"}
+    )
     config = build_resources(settings)["spark"].spark_config
     assert config["spark.ui.enabled"] == "true"
     assert config["spark.driver.extraJavaOptions"] == "-Xss4m -Dsales=1"
@@ -108,9 +119,14 @@ def test_parquet_assets_go_to_sales_parquet_uri_apart_from_the_data_dir(settings
     uri_settings = Settings.from_env({**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), "SALES_PARQUET_URI": lake})
     defs = build_definitions(uri_settings, spark=spark_resource)
     with instance_for_test() as instance:
-        result = materialize([*defs.assets, *ALL_CHECKS], selection=AssetSelection.assets("raw_sales"),
-                             resources=defs.resources, instance=instance, run_config=run_config(rows=250, seed=5),
-                             tags={RUN_DATE_TAG: "2026-11-01"})
+        result = materialize(
+            [*defs.assets, *ALL_CHECKS],
+            selection=AssetSelection.assets("raw_sales"),
+            resources=defs.resources,
+            instance=instance,
+            run_config=run_config(rows=250, seed=5),
+            tags={RUN_DATE_TAG: "2026-11-01"},
+        )
     assert result.success
     [materialization] = result.asset_materializations_for_node("raw_sales")
     assert materialization.metadata["dagster/uri"].value == f"{lake}/raw_sales"

@@ -27,9 +27,13 @@ def test_dagster_storage_on_real_postgres(pg, defs, data_dir, monkeypatch):
     with pg.connect() as conn:
         if not conn.execute("select 1 from pg_database where datname = 'dagster_storage'").fetchone():
             conn.execute("create database dagster_storage")
-    for key, value in {"DAGSTER_PG_USER": url.username, "DAGSTER_PG_PASSWORD": unquote(url.password),
-                       "DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port),
-                       "DAGSTER_PG_DB": "dagster_storage"}.items():
+    for key, value in {
+        "DAGSTER_PG_USER": url.username,
+        "DAGSTER_PG_PASSWORD": unquote(url.password),
+        "DAGSTER_PG_HOST": url.hostname,
+        "DAGSTER_PG_PORT": str(url.port),
+        "DAGSTER_PG_DB": "dagster_storage",
+    }.items():
         monkeypatch.setenv(key, value)
     home = data_dir / "dagster_pg_home"
     home.mkdir(exist_ok=True)
@@ -39,18 +43,28 @@ def test_dagster_storage_on_real_postgres(pg, defs, data_dir, monkeypatch):
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         result = defs.resolve_job_def("sales_job").execute_in_process(
-            instance=instance, run_config=run_config(rows=300, seed=3), tags={RUN_DATE_TAG: "2026-08-01"})
+            instance=instance, run_config=run_config(rows=300, seed=3), tags={RUN_DATE_TAG: "2026-08-01"}
+        )
         assert result.success
     storage_url = url._replace(path="/dagster_storage").geturl()
     import psycopg
 
     with psycopg.connect(storage_url) as conn:
         assert conn.execute("select status from runs where run_id = %s", (result.run_id,)).fetchone() == ("SUCCESS",)
-        keys = {r[0] for r in conn.execute(
-            "select asset_key from event_logs where run_id = %s and dagster_event_type = 'ASSET_MATERIALIZATION'",
-            (result.run_id,))}
-    assert {k.strip('[]"') for k in keys} == {"raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates",
-                                              "clickhouse_sales_aggregates"}
+        keys = {
+            r[0]
+            for r in conn.execute(
+                "select asset_key from event_logs where run_id = %s and dagster_event_type = 'ASSET_MATERIALIZATION'",
+                (result.run_id,),
+            )
+        }
+    assert {k.strip('[]"') for k in keys} == {
+        "raw_sales",
+        "cleaned_sales",
+        "rejected_sales",
+        "sales_aggregates",
+        "clickhouse_sales_aggregates",
+    }
 
 
 def test_compose_services_images_and_ports():
@@ -67,8 +81,9 @@ def test_compose_services_images_and_ports():
 def test_compose_wires_the_project_env_to_the_servers():
     for name in ("dagster-user-code", "dagster-daemon", "dagster-webserver"):
         env = COMPOSE["services"][name]["environment"]
-        assert re.fullmatch(r"postgresql://\$\{POSTGRES_USER:-sales\}:\$\{POSTGRES_PASSWORD\}@postgres:5432/sales",
-                            env["SALES_PG_URL"])
+        assert re.fullmatch(
+            r"postgresql://\$\{POSTGRES_USER:-sales\}:\$\{POSTGRES_PASSWORD\}@postgres:5432/sales", env["SALES_PG_URL"]
+        )
         assert "@clickhouse:8123/sales" in env["SALES_CH_URL"] and env["SALES_CH_URL"].startswith("http://")
         assert env["DAGSTER_PG_HOST"] == "postgres" and env["DAGSTER_HOME"] == "/opt/dagster/home"
 
@@ -115,6 +130,9 @@ def test_docker_compose_config_when_a_docker_client_with_compose_exists(tmp_path
         pytest.skip("no Docker client with the compose plugin on this machine")
     env = tmp_path / ".env"
     env.write_text("POSTGRES_PASSWORD=x\nCLICKHOUSE_PASSWORD=y\n")
-    done = subprocess.run([docker, "compose", "--env-file", str(env), "-f", str(PROJECT / "docker-compose.yml"),
-                           "config", "--quiet"], capture_output=True, text=True)
+    done = subprocess.run(
+        [docker, "compose", "--env-file", str(env), "-f", str(PROJECT / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr

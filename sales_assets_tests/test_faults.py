@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sales_assets.pg_transfer import write
-from sales_assets.contract import CLICKHOUSE_AGGREGATES
+from sales_assets.contract import CLICKHOUSE_AGGREGATES, PG_TABLES
 from sales_assets.io_managers.clickhouse import ClickHouseIOManager, create_table_sql
+from sales_assets.pg_transfer import write
 from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets.contract import PG_TABLES
 from sales_assets_tests.conftest import query
 from sales_assets_tests.test_pipeline import ch_rows, table_digest
 
@@ -37,6 +36,7 @@ def test_postgres_load_failing_halfway_keeps_the_previous_table(good_state, run_
             def some_then_boom():
                 yield next(batches)  # one batch reaches the COPY, then the executor dies
                 raise RuntimeError("injected failure in the middle of the load")
+
             yield from copy(some_then_boom())
 
         return copy_then_fail
@@ -44,20 +44,25 @@ def test_postgres_load_failing_halfway_keeps_the_previous_table(good_state, run_
     monkeypatch.setattr(write, "copy_partition_fn", failing_after_first_batch)
     result = run_job(tags=TAGS, rows=1500, seed=32, raise_on_error=False)  # other data than the good run
     assert not result.success
-    assert "injected failure" in str([e.step_failure_data.error.to_string() for e in result.all_events
-                                      if e.is_step_failure])
+    assert "injected failure" in str(
+        [e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure]
+    )
     digests, _ = good_state
     assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == digests
     assert staging_tables(pg) == []
     monkeypatch.undo()
     assert run_job(tags=TAGS, rows=1500, seed=32).success
-    assert query(pg, "select count(*) from sales.cleaned_sales")[0][0] + \
-        query(pg, "select count(*) from sales.rejected_sales")[0][0] == 1500
+    assert (
+        query(pg, "select count(*) from sales.cleaned_sales")[0][0]
+        + query(pg, "select count(*) from sales.rejected_sales")[0][0]
+        == 1500
+    )
     assert staging_tables(pg) == []
 
 
 def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it_once(
-        good_state, run_job, ch, monkeypatch):
+    good_state, run_job, ch, monkeypatch
+):
     _, snapshot = good_state
     original = ClickHouseIOManager.replace_snapshot
 
@@ -80,8 +85,10 @@ def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it
     result = run_job(tags=TAGS, rows=1500, seed=33, raise_on_error=False)
     assert not result.success
     assert ch_rows(ch, RUN_DATE) == snapshot  # the old snapshot, whole
-    assert ch.get_client().command("select count() from system.tables where database = 'sales' "
-                                   "and name like '\\_stage%'") == 0
+    assert (
+        ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
+        == 0
+    )
     monkeypatch.undo()
     assert run_job(tags=TAGS, rows=1500, seed=33).success
     after = ch_rows(ch, RUN_DATE)
@@ -89,9 +96,14 @@ def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it
 
 
 def test_a_killed_runs_clickhouse_stage_is_dropped_by_the_next_load(good_state, run_job, ch):
-    ch.get_client().command(create_table_sql(CLICKHOUSE_AGGREGATES, "_stage_sales_aggregates_0badc0ffee00"))  # as a SIGKILL leaves it
+    ch.get_client().command(
+        create_table_sql(CLICKHOUSE_AGGREGATES, "_stage_sales_aggregates_0badc0ffee00")
+    )  # as a SIGKILL leaves it
     assert run_job(tags=TAGS, rows=1500, seed=33).success
-    assert ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'") == 0
+    assert (
+        ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
+        == 0
+    )
 
 
 def test_a_transient_load_failure_is_retried_and_the_run_succeeds(good_state, run_job, pg, monkeypatch, tmp_path):
@@ -144,14 +156,18 @@ def _aggregates_without_grain(cleaned, **options):
     return aggregate_sales(cleaned, **options).withColumn("grain", F.lit(None).cast("string"))  # grain is NOT NULL
 
 
-@pytest.mark.parametrize("step, target, spoiled, sqlstate, its_tables", [
-    # refused by a task's COPY
-    ("clean_sales", "routed_lines", _nul_in_cleaned_products, "22021", ["cleaned_sales", "rejected_sales"]),
-    # refused in the I/O manager's load
-    ("sales_aggregates", "aggregate_sales", _aggregates_without_grain, "23502", ["sales_aggregates"]),
-])
+@pytest.mark.parametrize(
+    "step, target, spoiled, sqlstate, its_tables",
+    [
+        # refused by a task's COPY
+        ("clean_sales", "routed_lines", _nul_in_cleaned_products, "22021", ["cleaned_sales", "rejected_sales"]),
+        # refused in the I/O manager's load
+        ("sales_aggregates", "aggregate_sales", _aggregates_without_grain, "23502", ["sales_aggregates"]),
+    ],
+)
 def test_rows_postgresql_refuses_fail_the_step_at_once_and_keep_its_tables(
-        good_state, run_job, pg, monkeypatch, step, target, spoiled, sqlstate, its_tables):
+    good_state, run_job, pg, monkeypatch, step, target, spoiled, sqlstate, its_tables
+):
     from sales_assets.assets import warehouse
 
     monkeypatch.setattr(warehouse, target, spoiled)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.contract import RAW_COLUMNS
+from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets_tests.conftest import query
 from sales_assets_tests.test_bad_input import failure_messages
 
@@ -39,11 +39,13 @@ def test_hostile_lines_are_kept_or_rejected_with_the_right_reason(run_job, pg, t
     rejected = dict(query(pg, "select sale_id, reason from sales.rejected_sales"))
     assert kept == {k for k, v in lines.items() if v[1] is None}
     assert rejected == {k: v[1] for k, v in lines.items() if v[1] is not None}
-    assert query(pg, "select product from sales.cleaned_sales where sale_id = 1") == \
-        [("'; Drop Table Sales.cleaned_sales; --",)]  # stored as text, the table is still there
+    assert query(pg, "select product from sales.cleaned_sales where sale_id = 1") == [
+        ("'; Drop Table Sales.cleaned_sales; --",)
+    ]  # stored as text, the table is still there
     assert query(pg, "select region from sales.cleaned_sales where sale_id = 2") == [("Ünïcode City",)]
-    assert query(pg, "select product, unit_price from sales.rejected_sales where sale_id in ('11', '12') "
-                     "order by sale_id") == [("Wid\ufffdget", "2.00"), ("Widget", "2.00\ufffdx")]
+    assert query(
+        pg, "select product, unit_price from sales.rejected_sales where sale_id in ('11', '12') order by sale_id"
+    ) == [("Wid\ufffdget", "2.00"), ("Widget", "2.00\ufffdx")]
 
 
 def test_header_only_file_is_a_clear_error(run_job, tmp_path):
@@ -54,10 +56,13 @@ def test_header_only_file_is_a_clear_error(run_job, tmp_path):
     assert "has no data lines" in failure_messages(result)
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"\x00\x01\x02\xff\xfe garbage \x00" * 50, "is not valid UTF-8"),
-    ("a;b;c\n1;2;3\n".encode(), "lacks column(s) sale_id, order_id"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"\x00\x01\x02\xff\xfe garbage \x00" * 50, "is not valid UTF-8"),
+        (b"a;b;c\n1;2;3\n", "lacks column(s) sale_id, order_id"),
+    ],
+)
 def test_binary_garbage_or_wrong_delimiter_is_a_clear_error(run_job, tmp_path, content, expected):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)

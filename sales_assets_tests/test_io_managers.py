@@ -9,12 +9,25 @@ from dagster import AssetKey, PythonObjectDagsterType, build_input_context
 from pyspark.sql import DataFrame
 
 import sales_assets.io_managers.postgres as pg_io
-from sales_assets.pg_transfer import replace_table
 from sales_assets.contract import CLEANED_SALES
+from sales_assets.pg_transfer import replace_table
 
 TEST_TABLE = replace(CLEANED_SALES, schema="io_manager_test")
-ROWS = [(i, 100 + i // 2, 7, "Lamp", "Home", "Moscow", 1 + i % 3, Decimal("9.99"), Decimal("9.99") * (1 + i % 3),
-         datetime(2026, 11, 1 + i % 28, 12)) for i in range(1, 41)]
+ROWS = [
+    (
+        i,
+        100 + i // 2,
+        7,
+        "Lamp",
+        "Home",
+        "Moscow",
+        1 + i % 3,
+        Decimal("9.99"),
+        Decimal("9.99") * (1 + i % 3),
+        datetime(2026, 11, 1 + i % 28, 12),
+    )
+    for i in range(1, 41)
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +46,11 @@ def monkeypatch_module():
 
 
 def load(io_manager, **metadata) -> DataFrame:
-    context = build_input_context(asset_key=AssetKey("cleaned_sales"), definition_metadata=metadata,
-                                  dagster_type=PythonObjectDagsterType(DataFrame))
+    context = build_input_context(
+        asset_key=AssetKey("cleaned_sales"),
+        definition_metadata=metadata,
+        dagster_type=PythonObjectDagsterType(DataFrame),
+    )
     return io_manager.load_input(context)
 
 

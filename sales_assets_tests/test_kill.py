@@ -20,8 +20,16 @@ pytestmark = pytest.mark.integration
 
 
 def _env(data_dir: Path, rows: int) -> dict:
-    return {**os.environ, "SALES_DATA_DIR": str(data_dir), "SALES_SPARK_MASTER": "local[2]", "SALES_ROWS": str(rows),
-            "SALES_SEED": "5", "SALES_PG_URL": "", "SALES_CH_URL": "", "SALES_SOURCE_PATH": ""}
+    return {
+        **os.environ,
+        "SALES_DATA_DIR": str(data_dir),
+        "SALES_SPARK_MASTER": "local[2]",
+        "SALES_ROWS": str(rows),
+        "SALES_SEED": "5",
+        "SALES_PG_URL": "",
+        "SALES_CH_URL": "",
+        "SALES_SOURCE_PATH": "",
+    }
 
 
 def _counts(data_dir: Path) -> tuple:

@@ -8,10 +8,8 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from sales_assets.pg_transfer import errors, write
-from sales_assets.pg_transfer import RefusedByPostgres, replace_tables
-from sales_assets.contract import CLEANED_SALES, REJECTED_SALES
-from sales_assets.contract import RAW_COLUMNS
+from sales_assets.contract import CLEANED_SALES, RAW_COLUMNS, REJECTED_SALES
+from sales_assets.pg_transfer import RefusedByPostgres, errors, replace_tables, write
 from sales_assets_tests.conftest import query
 
 pytestmark = pytest.mark.integration
@@ -22,18 +20,34 @@ KEPT, REJECTED = replace(CLEANED_SALES, schema=SCHEMA), replace(REJECTED_SALES, 
 def lines(spark, n: int, reject_every: int):
     """`n` lines; every `reject_every`-th is rejected, alternately as 'bad_1' and 'bad_0'."""
     frame = spark.range(1, n + 1, numPartitions=3).selectExpr(
-        "id", f"CASE WHEN id % {reject_every} = 0 THEN concat('bad_', CAST(id DIV {reject_every} % 2 AS STRING)) END "
-              "AS reason")
+        "id",
+        f"CASE WHEN id % {reject_every} = 0 THEN concat('bad_', CAST(id DIV {reject_every} % 2 AS STRING)) END "
+        "AS reason",
+    )
     kept = F.struct(
-        F.col("id").alias("sale_id"), F.floor(F.col("id") / 2).cast("bigint").alias("order_id"), F.lit(7).cast("bigint").alias("customer_id"),
-        F.lit("Lamp").alias("product"), F.lit("Home").alias("category"), F.lit("Moscow").alias("region"),
-        F.lit(2).alias("quantity"), F.lit(Decimal("4.50")).cast("decimal(12,2)").alias("unit_price"),
+        F.col("id").alias("sale_id"),
+        F.floor(F.col("id") / 2).cast("bigint").alias("order_id"),
+        F.lit(7).cast("bigint").alias("customer_id"),
+        F.lit("Lamp").alias("product"),
+        F.lit("Home").alias("category"),
+        F.lit("Moscow").alias("region"),
+        F.lit(2).alias("quantity"),
+        F.lit(Decimal("4.50")).cast("decimal(12,2)").alias("unit_price"),
         F.lit(Decimal("9.00")).cast("decimal(12,2)").alias("amount"),
-        F.lit(datetime(2026, 11, 1, 12)).cast("timestamp_ntz").alias("sale_ts"))
-    rejected = F.struct(*[F.col("id").cast("string").alias(c) if c == "sale_id" else F.lit(None).cast("string").alias(c)
-                          for c in RAW_COLUMNS], F.col("reason"))
-    return frame.select(F.when(F.col("reason").isNull(), kept).alias(KEPT.name),
-                        F.when(F.col("reason").isNotNull(), rejected).alias(REJECTED.name), "reason")
+        F.lit(datetime(2026, 11, 1, 12)).cast("timestamp_ntz").alias("sale_ts"),
+    )
+    rejected = F.struct(
+        *[
+            F.col("id").cast("string").alias(c) if c == "sale_id" else F.lit(None).cast("string").alias(c)
+            for c in RAW_COLUMNS
+        ],
+        F.col("reason"),
+    )
+    return frame.select(
+        F.when(F.col("reason").isNull(), kept).alias(KEPT.name),
+        F.when(F.col("reason").isNotNull(), rejected).alias(REJECTED.name),
+        "reason",
+    )
 
 
 @pytest.fixture
@@ -44,8 +58,10 @@ def tables(pg):
 
 
 def snapshot(pg):
-    return (query(pg, f"select sale_id, order_id, amount from {KEPT.qualified} order by sale_id"),
-            query(pg, f"select sale_id, reason from {REJECTED.qualified} order by sale_id::bigint"))
+    return (
+        query(pg, f"select sale_id, order_id, amount from {KEPT.qualified} order by sale_id"),
+        query(pg, f"select sale_id, reason from {REJECTED.qualified} order by sale_id::bigint"),
+    )
 
 
 def test_one_pass_fills_every_table_with_its_rows_and_counts_values(tables, spark, pg):
@@ -59,12 +75,16 @@ def test_one_pass_fills_every_table_with_its_rows_and_counts_values(tables, spar
     assert kept[0] == (1, 0, Decimal("9.00"))
     assert rejected[:2] == [("10", "bad_1"), ("20", "bad_0")] and len(rejected) == 100
     # keyed like the contract says, and no staging table left behind
-    constraints = [name for (name,) in query(
-        pg, f"select conname from pg_constraint where conrelid = '{KEPT.qualified}'::regclass")]
+    constraints = [
+        name
+        for (name,) in query(pg, f"select conname from pg_constraint where conrelid = '{KEPT.qualified}'::regclass")
+    ]
     assert "cleaned_sales_pkey" in constraints
     assert [name for name in constraints if not name.startswith("cleaned_sales_")] == []
-    assert query(pg, f"select tablename from pg_tables where schemaname = '{SCHEMA}' order by 1") == \
-        [("cleaned_sales",), ("rejected_sales",)]
+    assert query(pg, f"select tablename from pg_tables where schemaname = '{SCHEMA}' order by 1") == [
+        ("cleaned_sales",),
+        ("rejected_sales",),
+    ]
 
 
 def test_a_new_table_has_its_statistics_before_readers_see_it(tables, spark, pg, monkeypatch):
@@ -74,8 +94,9 @@ def test_a_new_table_has_its_statistics_before_readers_see_it(tables, spark, pg,
     original = write._swap_in
 
     def swap_in(conn, table, stage):
-        seen[table.name] = conn.execute("select count(*) from pg_stats where schemaname = %s and tablename = %s",
-                                        (table.schema, stage)).fetchone()[0]
+        seen[table.name] = conn.execute(
+            "select count(*) from pg_stats where schemaname = %s and tablename = %s", (table.schema, stage)
+        ).fetchone()[0]
         original(conn, table, stage)
 
     monkeypatch.setattr(write, "_swap_in", swap_in)
@@ -105,8 +126,9 @@ def test_when_one_copy_fails_every_table_keeps_its_previous_rows(tables, spark, 
     with pytest.raises(Exception, match="no_such_table"):
         replace_tables(lines(spark, 900, reject_every=3), pg.dsn, [KEPT, REJECTED])
     assert snapshot(pg) == before  # both old: never new kept lines next to old rejected ones
-    assert query(pg, f"select count(*) from pg_tables where schemaname = '{SCHEMA}' and tablename like '\\_stage%%'") \
-        == [(0,)]
+    assert query(
+        pg, f"select count(*) from pg_tables where schemaname = '{SCHEMA}' and tablename like '\\_stage%%'"
+    ) == [(0,)]
 
 
 def test_a_frame_without_the_route_column_is_a_clear_error(tables, spark, pg):
@@ -115,12 +137,16 @@ def test_a_frame_without_the_route_column_is_a_clear_error(tables, spark, pg):
         replace_tables(frame, pg.dsn, [KEPT, REJECTED])
 
 
-@pytest.mark.parametrize("spoil, sqlstate", [
-    # a value PostgreSQL text cannot hold: refused by a task's COPY
-    (lambda kept: kept.withField("product", F.lit("nul\x00byte")), "22021"),
-    # a repeated key: refused when the driver adds the primary key
-    (lambda kept: kept.withField("sale_id", kept.getField("sale_id") % 7), "23505"),
-], ids=["copy", "primary_key"])
+@pytest.mark.parametrize(
+    "spoil, sqlstate",
+    [
+        # a value PostgreSQL text cannot hold: refused by a task's COPY
+        (lambda kept: kept.withField("product", F.lit("nul\x00byte")), "22021"),
+        # a repeated key: refused when the driver adds the primary key
+        (lambda kept: kept.withField("sale_id", kept.getField("sale_id") % 7), "23505"),
+    ],
+    ids=["copy", "primary_key"],
+)
 def test_rows_postgresql_refuses_are_a_data_error_and_the_previous_tables_stay(tables, spark, pg, spoil, sqlstate):
     # An error in the data fails the same way on every try: a ValueError the assets do not retry
     # (a transient fault stays a plain exception, retried), naming the tables and PostgreSQL's reason.
@@ -131,8 +157,9 @@ def test_rows_postgresql_refuses_are_a_data_error_and_the_previous_tables_stay(t
         replace_tables(spoiled, pg.dsn, [KEPT, REJECTED])
     assert isinstance(refused.value, ValueError)
     assert snapshot(pg) == before
-    assert query(pg, f"select count(*) from pg_tables where schemaname = '{SCHEMA}' and tablename like '\\_stage%%'") \
-        == [(0,)]
+    assert query(
+        pg, f"select count(*) from pg_tables where schemaname = '{SCHEMA}' and tablename like '\\_stage%%'"
+    ) == [(0,)]
 
 
 class _PgError(Exception):
@@ -143,10 +170,21 @@ class _PgError(Exception):
         self.sqlstate = sqlstate
 
 
-@pytest.mark.parametrize("sqlstate, refused", [
-    ("22021", True), ("22003", True), ("23502", True), ("23505", True),  # the data: no retry helps
-    ("57P01", False), ("40P01", False), ("08006", False), ("53100", False), ("42P01", False), (None, False),
-])
+@pytest.mark.parametrize(
+    "sqlstate, refused",
+    [
+        ("22021", True),
+        ("22003", True),
+        ("23502", True),
+        ("23505", True),  # the data: no retry helps
+        ("57P01", False),
+        ("40P01", False),
+        ("08006", False),
+        ("53100", False),
+        ("42P01", False),
+        (None, False),
+    ],
+)
 def test_only_data_exceptions_and_integrity_violations_count_as_refused_rows(sqlstate, refused):
     # Whatever else goes wrong (the server shutting down, a deadlock, a lost connection, a full
     # disk, a missing table) stays an ordinary error, which the step's retry policy retries.
@@ -189,7 +227,9 @@ def test_spark_python_workers_load_the_transfer_code_without_dagster():
     import subprocess
     import sys
 
-    probe = "import sys, sales_assets.pg_transfer; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    probe = (
+        "import sys, sales_assets.pg_transfer; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
 
@@ -205,10 +245,13 @@ def test_grants_on_a_table_survive_its_replacement(spark, pg, tables):
             conn.execute(f"grant select on {KEPT.qualified} to {reader} with grant option")
             conn.execute(f"grant select, insert on {REJECTED.qualified} to public")
         replace_tables(lines(spark, 40, reject_every=10), pg.dsn, [KEPT, REJECTED])
-        privileges = query(pg, "select has_table_privilege(%s, %s, 'select with grant option'), "
-                               "has_table_privilege(%s, %s, 'insert'), "
-                               "has_table_privilege('public', %s, 'select'), has_table_privilege('public', %s, 'insert')",
-                           (reader, KEPT.qualified, reader, KEPT.qualified, REJECTED.qualified, REJECTED.qualified))
+        privileges = query(
+            pg,
+            "select has_table_privilege(%s, %s, 'select with grant option'), "
+            "has_table_privilege(%s, %s, 'insert'), "
+            "has_table_privilege('public', %s, 'select'), has_table_privilege('public', %s, 'insert')",
+            (reader, KEPT.qualified, reader, KEPT.qualified, REJECTED.qualified, REJECTED.qualified),
+        )
         assert privileges == [(True, False, True, True)]
         assert query(pg, f"select count(*) from {KEPT.qualified}") == [(36,)]  # the new rows
     finally:
@@ -225,5 +268,6 @@ def test_a_view_on_a_loaded_table_fails_the_load_by_name_and_keeps_the_old_table
     with pytest.raises(Exception, match="kept_amounts"):
         replace_tables(lines(spark, 40, reject_every=10), pg.dsn, [KEPT, REJECTED])
     assert snapshot(pg) == before
-    assert query(pg, "select count(*) from pg_tables where schemaname = %s and tablename like '\\_stage%%'",
-                 (SCHEMA,)) == [(0,)]
+    assert query(
+        pg, "select count(*) from pg_tables where schemaname = %s and tablename like '\\_stage%%'", (SCHEMA,)
+    ) == [(0,)]

@@ -30,16 +30,19 @@ def materializations(result) -> dict[str, dict]:
 
 def table_digest(pg, table: str) -> tuple[int, str]:
     """Row count and an order-independent digest of the whole content."""
-    return query(pg, f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                     f"from {table} t")[0]
+    return query(pg, f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} t")[0]
 
 
 def ch_rows(ch, import_date: str) -> list[tuple]:
-    return ch.get_client().query(
-        "select grain, region, product, orders, sales, units, revenue, avg_check, first_sale, last_sale "
-        "from sales.sales_aggregates where import_date = {d:Date} order by grain, region, product",
-        parameters={"d": date.fromisoformat(import_date)},
-    ).result_rows
+    return (
+        ch.get_client()
+        .query(
+            "select grain, region, product, orders, sales, units, revenue, avg_check, first_sale, last_sale "
+            "from sales.sales_aggregates where import_date = {d:Date} order by grain, region, product",
+            parameters={"d": date.fromisoformat(import_date)},
+        )
+        .result_rows
+    )
 
 
 def persisted_rdds(spark) -> set[int]:
@@ -63,7 +66,12 @@ def first_run(first_run_and_cache):
 
 def test_every_asset_is_materialized(first_run):
     assert set(materializations(first_run)) == {
-        "raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates", "clickhouse_sales_aggregates"}
+        "raw_sales",
+        "cleaned_sales",
+        "rejected_sales",
+        "sales_aggregates",
+        "clickhouse_sales_aggregates",
+    }
     assert materializations(first_run)["raw_sales"]["dagster/row_count"] == ROWS
 
 
@@ -74,20 +82,25 @@ def test_the_run_leaves_nothing_cached_in_a_long_lived_spark_session(first_run_a
 
 @pytest.mark.parametrize("table", sorted(PG_TABLES))
 def test_postgres_tables_have_the_contract_columns_and_types(first_run, pg, table):
-    got = query(pg, "select column_name, data_type, numeric_precision, numeric_scale "
-                    "from information_schema.columns where table_schema = 'sales' and table_name = %s "
-                    "order by ordinal_position", (table,))
+    got = query(
+        pg,
+        "select column_name, data_type, numeric_precision, numeric_scale "
+        "from information_schema.columns where table_schema = 'sales' and table_name = %s "
+        "order by ordinal_position",
+        (table,),
+    )
     spec = PG_TABLES[table]
     assert [g[0] for g in got] == spec.column_names
-    for (name, data_type, precision, scale), col in zip(got, spec.columns):
+    for (name, data_type, precision, scale), col in zip(got, spec.columns, strict=True):
         assert data_type not in ("real", "double precision"), f"{name} is a float"
         if col.pg_type.startswith("numeric"):
             assert f"numeric({precision},{scale})" == col.pg_type
 
 
 def test_cleaned_sales_has_its_primary_key_and_no_staging_tables_remain(first_run, pg):
-    assert query(pg, "select conname from pg_constraint where conrelid = 'sales.cleaned_sales'::regclass "
-                     "and contype = 'p'") == [("cleaned_sales_pkey",)]
+    assert query(
+        pg, "select conname from pg_constraint where conrelid = 'sales.cleaned_sales'::regclass and contype = 'p'"
+    ) == [("cleaned_sales_pkey",)]
     assert query(pg, "select tablename from pg_tables where schemaname = 'sales' and tablename like '\\_stage%%'") == []
 
 
@@ -98,8 +111,10 @@ def test_raw_sales_parquet_skips_the_dictionary_only_for_nearly_unique_columns(f
 
     part = next((Path(settings.parquet_uri) / "raw_sales").glob("part-*.parquet"))
     row_group = pq.read_metadata(part).row_group(0)
-    dictionary = {row_group.column(i).path_in_schema: row_group.column(i).has_dictionary_page
-                  for i in range(row_group.num_columns)}
+    dictionary = {
+        row_group.column(i).path_in_schema: row_group.column(i).has_dictionary_page
+        for i in range(row_group.num_columns)
+    }
     assert dictionary == {c: c not in PLAIN_RAW_COLUMNS for c in RAW_COLUMNS}
 
 
@@ -123,12 +138,16 @@ def test_each_loaded_table_shows_where_its_load_time_went(first_run):
 
 
 def test_cleaned_rows_satisfy_the_contract(first_run, pg):
-    bad = query(pg, """
+    bad = query(
+        pg,
+        """
         select count(*) filter (where quantity <= 0 or unit_price <= 0),
                count(*) filter (where abs(amount - quantity * unit_price) > 0.01),
                count(*) filter (where sale_ts >= %s::date + 1),
                count(*) filter (where region <> initcap(region) or product <> initcap(product))
-        from sales.cleaned_sales""", (RUN_DATE,))[0]
+        from sales.cleaned_sales""",
+        (RUN_DATE,),
+    )[0]
     assert bad == (0, 0, 0, 0)
 
 
@@ -143,8 +162,10 @@ def test_aggregates_equal_the_metrics_recomputed_in_postgres(first_run, pg):
         from sales.cleaned_sales
         group by grouping sets ((region), (product), (region, product))"""
     stored = "select * from sales.sales_aggregates"
-    diff = query(pg, f"select count(*) from (({recomputed}) except all ({stored})) d")[0][0] + \
-        query(pg, f"select count(*) from (({stored}) except all ({recomputed})) d")[0][0]
+    diff = (
+        query(pg, f"select count(*) from (({recomputed}) except all ({stored})) d")[0][0]
+        + query(pg, f"select count(*) from (({stored}) except all ({recomputed})) d")[0][0]
+    )
     assert diff == 0
     grains = dict(query(pg, "select grain, count(*) from sales.sales_aggregates group by grain"))
     assert set(grains) == {"region", "product", "region_product"}
@@ -152,8 +173,11 @@ def test_aggregates_equal_the_metrics_recomputed_in_postgres(first_run, pg):
 
 def test_aggregates_metadata_shows_the_top_regions_by_revenue_and_the_totals(first_run, pg):
     meta = materializations(first_run)["sales_aggregates"]
-    regions = query(pg, "select region, orders, revenue, avg_check from sales.sales_aggregates "
-                        "where grain = 'region' order by revenue desc, region")
+    regions = query(
+        pg,
+        "select region, orders, revenue, avg_check from sales.sales_aggregates "
+        "where grain = 'region' order by revenue desc, region",
+    )
     shown = [line.strip("| ").split(" | ") for line in meta["top_regions"].splitlines()[2:]]
     assert shown == [[r, f"{o:,}", f"{rev:,}", f"{avg:,}"] for r, o, rev, avg in regions[:10]]
     assert meta["revenue_total"] == float(sum(r[2] for r in regions))
@@ -161,29 +185,36 @@ def test_aggregates_metadata_shows_the_top_regions_by_revenue_and_the_totals(fir
 
 
 def test_clickhouse_snapshot_equals_postgres_aggregates(first_run, pg, ch):
-    pg_rows = query(pg, "select grain, region, product, orders, sales, units, revenue, avg_check, "
-                        "first_sale, last_sale from sales.sales_aggregates "
-                        "order by grain, region collate \"C\", product collate \"C\"")
+    pg_rows = query(
+        pg,
+        "select grain, region, product, orders, sales, units, revenue, avg_check, "
+        "first_sale, last_sale from sales.sales_aggregates "
+        'order by grain, region collate "C", product collate "C"',
+    )
     got = ch_rows(ch, RUN_DATE)
     assert len(got) == len(pg_rows) > 0
     assert sorted(got, key=repr) == sorted(pg_rows, key=repr)
     assert all(isinstance(r[6], Decimal) and isinstance(r[7], Decimal) for r in got)
-    types = dict(ch.get_client().query(
-        "select name, type from system.columns where database = 'sales' and table = 'sales_aggregates'"
-    ).result_rows)
+    types = dict(
+        ch.get_client()
+        .query("select name, type from system.columns where database = 'sales' and table = 'sales_aggregates'")
+        .result_rows
+    )
     assert types["revenue"] == types["avg_check"] == "Decimal(18, 2)"
     assert types["orders"] == "UInt64" and types["import_date"] == "Date"
     assert types["region"] == "Nullable(String)"
 
 
-def test_the_run_summary_reports_the_stored_tables_with_its_steps_in_one_column(first_run, instance, settings,
-                                                                               pg, capsys):
+def test_the_run_summary_reports_the_stored_tables_with_its_steps_in_one_column(
+    first_run, instance, settings, pg, capsys
+):
     print_summary(first_run, instance, settings, wall_seconds=12.34)
     out = capsys.readouterr().out
-    (cleaned, rejected), = query(pg, "select (select count(*) from sales.cleaned_sales), "
-                                     "(select count(*) from sales.rejected_sales)")
-    (revenue,), = query(pg, "select sum(revenue) from sales.sales_aggregates where grain = 'region'")
-    assert f"SUCCESS in 12.3 s" in out
+    ((cleaned, rejected),) = query(
+        pg, "select (select count(*) from sales.cleaned_sales), (select count(*) from sales.rejected_sales)"
+    )
+    ((revenue,),) = query(pg, "select sum(revenue) from sales.sales_aggregates where grain = 'region'")
+    assert "SUCCESS in 12.3 s" in out
     assert re.search(rf"raw rows +{ROWS:,}\n", out)
     assert re.search(rf"cleaned rows +{cleaned:,} ", out) and re.search(rf"rejected rows +{rejected:,}\n", out)
     assert f"PostgreSQL {revenue}   ClickHouse {revenue}   (import_date {RUN_DATE})" in out
@@ -199,9 +230,14 @@ def test_a_second_run_the_same_day_changes_nothing(first_run, run_job, pg, ch):
         assert run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=ROWS, seed=11, dirty_fraction=0.05).success
     assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == before
     assert ch_rows(ch, RUN_DATE) == ch_before
-    per_date = ch.get_client().query(
-        "select count() from sales.sales_aggregates where import_date = {d:Date}",
-        parameters={"d": date.fromisoformat(RUN_DATE)}).result_rows[0][0]
+    per_date = (
+        ch.get_client()
+        .query(
+            "select count() from sales.sales_aggregates where import_date = {d:Date}",
+            parameters={"d": date.fromisoformat(RUN_DATE)},
+        )
+        .result_rows[0][0]
+    )
     assert per_date == len(ch_before)
 
 

@@ -26,11 +26,14 @@ def test_redact_hides_only_the_password():
     assert location("https://u:p@ch.example:8443/sales") == "ch.example:8443/sales"
 
 
-@pytest.mark.parametrize("url, problem", [
-    ("mysql://u:p@h/db", "must start with"),
-    ("postgresql://u:secretpw@h:notaport/db", "malformed"),
-    ("postgresql:///db", "names no host"),
-])
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("mysql://u:p@h/db", "must start with"),
+        ("postgresql://u:secretpw@h:notaport/db", "malformed"),
+        ("postgresql:///db", "names no host"),
+    ],
+)
 def test_bad_urls_are_named_without_password(url, problem):
     with pytest.raises(BadUrlError, match=problem) as err:
         check_url(url, ("postgresql",), "SALES_PG_URL")
@@ -77,18 +80,25 @@ def test_clickhouse_dsn_defaults_to_the_in_process_engine(tmp_path):
 
 def test_make_env_prints_effective_urls(settings, pg):
     env = {"SALES_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "sales_assets", "env"], env=env, capture_output=True,
-                         text=True, timeout=120, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-m", "sales_assets", "env"], env=env, capture_output=True, text=True, timeout=120, check=True
+    ).stdout.splitlines()
     assert out == [f"SALES_PG_URL={pg.dsn}", f"SALES_CH_URL=chdb://{settings.embedded_ch_path}"]
 
 
 def test_make_env_output_survives_eval_with_query_strings(settings):
     pg_url = "postgresql://u:p@db.example:5432/sales?sslmode=require&application_name=sales assets"
     ch_url = "https://u:p@ch.example:8443/sales?verify=false&compress=true"
-    env = {"SALES_DATA_DIR": str(settings.data_dir), "SALES_PG_URL": pg_url, "SALES_CH_URL": ch_url,
-           "PATH": "/usr/bin:/bin"}
-    script = (f'out="$({sys.executable} -m sales_assets env)"; unset SALES_PG_URL SALES_CH_URL; '
-              'eval "$out"; printf "%s\\n%s" "$SALES_PG_URL" "$SALES_CH_URL"')
+    env = {
+        "SALES_DATA_DIR": str(settings.data_dir),
+        "SALES_PG_URL": pg_url,
+        "SALES_CH_URL": ch_url,
+        "PATH": "/usr/bin:/bin",
+    }
+    script = (
+        f'out="$({sys.executable} -m sales_assets env)"; unset SALES_PG_URL SALES_CH_URL; '
+        'eval "$out"; printf "%s\\n%s" "$SALES_PG_URL" "$SALES_CH_URL"'
+    )
     out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.splitlines() == [pg_url, ch_url], out.stderr
 
@@ -120,7 +130,9 @@ def test_the_driver_jvm_runs_with_the_projects_gc_and_jit_settings(spark):
     management = jvm.java.lang.management.ManagementFactory
     assert sorted(bean.getName() for bean in management.getGarbageCollectorMXBeans()) == ["PS MarkSweep", "PS Scavenge"]
     hotspot = management.getPlatformMXBean(jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
-    flags = {name: hotspot.getVMOption(name).getValue() for name in ("FreqInlineSize", "InlineSmallCode", "MetaspaceSize")}
+    flags = {
+        name: hotspot.getVMOption(name).getValue() for name in ("FreqInlineSize", "InlineSmallCode", "MetaspaceSize")
+    }
     assert flags == {"FreqInlineSize": "100", "InlineSmallCode": "1000", "MetaspaceSize": str(512 * 2**20)}
 
 
@@ -137,19 +149,27 @@ def test_a_spark_driver_can_map_the_class_archive(tmp_path):
     """The archive `make` builds on install (built here when missing) really serves a Spark driver:
     with -Xshare:on the JVM refuses to start, rather than fall back, if it cannot map it."""
     config = spark_config("local[2]", **{"spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS})
-    archive = jvm_archive.ARCHIVE if jvm_archive.ARCHIVE.is_file() else jvm_archive.build(config, tmp_path / "spark.jsa")
+    archive = (
+        jvm_archive.ARCHIVE if jvm_archive.ARCHIVE.is_file() else jvm_archive.build(config, tmp_path / "spark.jsa")
+    )
     script = (
         "import os, sys\n"
         "os.environ['PYSPARK_PYTHON'] = sys.executable\n"
         "from pyspark.sql import SparkSession\n"
         "spark = (SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')\n"
-        f"         .config('spark.driver.extraJavaOptions', '{DRIVER_JAVA_OPTIONS} -XX:SharedArchiveFile={archive} -Xshare:on')\n"
+        f"         .config('spark.driver.extraJavaOptions',\n"
+        f"                 '{DRIVER_JAVA_OPTIONS} -XX:SharedArchiveFile={archive} -Xshare:on')\n"
         "         .getOrCreate())\n"
         "print('rows', spark.range(7).count())\n"
         "spark.stop()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "rows 7" in done.stdout
 

@@ -1,7 +1,7 @@
 """The run's date: a schedule's tick date wins; a manual run takes its root run's creation day in
 SALES_TIMEZONE, so a retry or a re-execution keeps the original date."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +13,7 @@ from sales_assets.resources.run_date import ROOT_RUN_TAG, RUN_DATE_TAG, run_date
 class StoredRuns:
     """Stands in for the Dagster instance's run storage: one root run created late on 1 March UTC."""
 
-    created = datetime(2025, 3, 1, 23, 30, tzinfo=timezone.utc)
+    created = datetime(2025, 3, 1, 23, 30, tzinfo=UTC)
 
     def __init__(self, root_tags=None):
         self.root_tags = root_tags or {}
@@ -26,8 +26,9 @@ class StoredRuns:
 
 def context(tags: dict, run_id: str = "child", root_tags=None):
     root = tags.pop(ROOT_RUN_TAG, None)
-    return SimpleNamespace(run=SimpleNamespace(tags=tags, run_id=run_id, root_run_id=root),
-                           instance=StoredRuns(root_tags))
+    return SimpleNamespace(
+        run=SimpleNamespace(tags=tags, run_id=run_id, root_run_id=root), instance=StoredRuns(root_tags)
+    )
 
 
 def test_schedule_tag_wins():
@@ -41,8 +42,9 @@ def test_reexecution_uses_the_root_runs_creation_day_in_the_configured_zone():
 
 
 def test_a_reexecution_without_the_tag_takes_the_root_runs_tag():
-    assert run_date_for(context({ROOT_RUN_TAG: "root"}, root_tags={RUN_DATE_TAG: "2026-01-05"}), "UTC") == \
-        date(2026, 1, 5)
+    assert run_date_for(context({ROOT_RUN_TAG: "root"}, root_tags={RUN_DATE_TAG: "2026-01-05"}), "UTC") == date(
+        2026, 1, 5
+    )
 
 
 def test_bad_tag_is_a_clear_error():
@@ -56,8 +58,9 @@ def _sales_job():
     from sales_assets.definitions import build_definitions
     from sales_assets.settings import Settings
 
-    return build_definitions(Settings.from_env({"SALES_DATA_DIR": os.environ["SALES_TEST_DATA_DIR"]})) \
-        .resolve_job_def("sales_job")
+    return build_definitions(Settings.from_env({"SALES_DATA_DIR": os.environ["SALES_TEST_DATA_DIR"]})).resolve_job_def(
+        "sales_job"
+    )
 
 
 @pytest.mark.integration

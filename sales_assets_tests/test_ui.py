@@ -26,10 +26,21 @@ pytestmark = pytest.mark.ui
 PROJECT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ASSETS = ["raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates", "clickhouse_sales_aggregates"]
-EDGES = {("raw_sales", "cleaned_sales"), ("raw_sales", "rejected_sales"), ("cleaned_sales", "sales_aggregates"),
-         ("sales_aggregates", "clickhouse_sales_aggregates")}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+EDGES = {
+    ("raw_sales", "cleaned_sales"),
+    ("raw_sales", "rejected_sales"),
+    ("cleaned_sales", "sales_aggregates"),
+    ("sales_aggregates", "clickhouse_sales_aggregates"),
+}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +50,28 @@ def webserver(data_dir, defs):
     shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
     with DagsterInstance.from_config(str(home)) as instance:
         result = defs.resolve_job_def("sales_job").execute_in_process(
-            instance=instance, run_config=run_config(rows=600, seed=9), tags={RUN_DATE_TAG: "2026-11-28"})
+            instance=instance, run_config=run_config(rows=600, seed=9), tags={RUN_DATE_TAG: "2026-11-28"}
+        )
         assert result.success
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "DAGSTER_HOME": str(home), "SALES_DATA_DIR": str(data_dir)}
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-webserver")), "-h", "127.0.0.1", "-p", str(port),
-         "-w", str(PROJECT / "workspace.yaml")],
-        env=env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(Path(sys.executable).with_name("dagster-webserver")),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(PROJECT / "workspace.yaml"),
+        ],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -58,7 +81,7 @@ def webserver(data_dir, defs):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("dagster-webserver did not come up")
+                    raise RuntimeError("dagster-webserver did not come up") from None
                 time.sleep(1)
         yield base, result.run_id
     finally:
@@ -67,8 +90,11 @@ def webserver(data_dir, defs):
 
 
 def graphql(base: str, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query, "variables": variables or {}})
-                                     .encode(), headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"content-type": "application/json"},
+    )
     payload = json.loads(urllib.request.urlopen(request, timeout=60).read())
     assert "errors" not in payload, payload["errors"]
     return payload["data"]
@@ -81,11 +107,14 @@ def test_graphql_has_the_assets_edges_materialization_and_checks(webserver):
     assert keys == set(ASSETS), f"assets in the UI: {sorted(keys)}"
     edges = {(d["path"][0], n["assetKey"]["path"][0]) for n in nodes for d in n["dependencyKeys"]}
     assert edges == EDGES, f"missing edges: {EDGES - edges}, unexpected: {edges - EDGES}"
-    node = graphql(base, """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+    node = graphql(
+        base,
+        """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
         assetMaterializations(limit: 1) { runId metadataEntries { label } }
         assetChecksOrError { ... on AssetChecks { checks { name blocking
             executionForLatestMaterialization { status } } } } } } }""",
-                   {"key": {"path": ["sales_aggregates"]}})["assetNodeOrError"]
+        {"key": {"path": ["sales_aggregates"]}},
+    )["assetNodeOrError"]
     latest = node["assetMaterializations"]
     assert latest and latest[0]["runId"] == run_id, "sales_aggregates has no materialization from the test run"
     labels = {e["label"] for e in latest[0]["metadataEntries"]}

@@ -27,8 +27,9 @@ def raw_sales_config(settings: Settings) -> type[Config]:
     """The run config of `raw_sales`, its defaults from SALES_ROWS, SALES_SEED, SALES_SOURCE_PATH."""
 
     class RawSalesConfig(Config):
-        rows: int = Field(default=settings.rows, gt=0,
-                          description="raw lines to generate (ignored when source_path is set)")
+        rows: int = Field(
+            default=settings.rows, gt=0, description="raw lines to generate (ignored when source_path is set)"
+        )
         seed: int = Field(default=settings.seed, description="same seed, same lines")
         days: int = Field(default=365, gt=0, description="dates fall in this many days before the run's date")
         dirty_fraction: float = Field(default=0.02, ge=0, le=1, description="share of dirty lines")
@@ -50,20 +51,33 @@ def build_raw_sales(settings: Settings) -> AssetsDefinition:
         metadata={"parquet_options": {f"parquet.enable.dictionary#{c}": "false" for c in PLAIN_RAW_COLUMNS}},
         retry_policy=TRANSIENT_RETRIES,
         description="Raw sales lines, all columns as text: generated (seeded, Spark-native) or read "
-                    "from `source_path`. Stored as Parquet.",
+        "from `source_path`. Stored as Parquet.",
     )
-    def raw_sales(context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource,
-                  run_date: RunDateResource) -> Output[DataFrame]:
+    def raw_sales(
+        context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource, run_date: RunDateResource
+    ) -> Output[DataFrame]:
         day = run_date.for_run(context)
         with bad_data_fails_at_once(ValueError):  # SourceFileError, missing columns, bad parameters
             if config.source_path:
                 frame = read_raw_file(spark.spark_session, config.source_path)
                 source = config.source_path
             else:
-                frame = generate_raw_sales(spark.spark_session, rows=config.rows, seed=config.seed, run_date=day,
-                                           days=config.days, dirty_fraction=config.dirty_fraction)
+                frame = generate_raw_sales(
+                    spark.spark_session,
+                    rows=config.rows,
+                    seed=config.seed,
+                    run_date=day,
+                    days=config.days,
+                    dirty_fraction=config.dirty_fraction,
+                )
                 source = f"generated (seed {config.seed})"
-        return Output(frame, metadata={"source": source, "run_date": day.isoformat(),
-                                       "requested_rows": config.rows if not config.source_path else -1})
+        return Output(
+            frame,
+            metadata={
+                "source": source,
+                "run_date": day.isoformat(),
+                "requested_rows": config.rows if not config.source_path else -1,
+            },
+        )
 
     return raw_sales

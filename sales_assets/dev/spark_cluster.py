@@ -30,8 +30,7 @@ def _wait_for_port(port: int, timeout: float) -> None:
 class LocalCluster:
     """Master and worker processes, their pids and logs under `root`."""
 
-    def __init__(self, root: str | Path, port: int = 7077, ui_port: int = 8080, cores: int = 2,
-                 memory: str = "3g"):
+    def __init__(self, root: str | Path, port: int = 7077, ui_port: int = 8080, cores: int = 2, memory: str = "3g"):
         self.root = Path(root)
         self.port, self.ui_port, self.cores, self.memory = port, ui_port, cores, memory
 
@@ -41,11 +40,21 @@ class LocalCluster:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": HOST,
-               "SPARK_WORKER_DIR": str(self.root / "work")}
+        env = {
+            **os.environ,
+            "SPARK_HOME": str(SPARK_HOME),
+            "SPARK_LOCAL_IP": HOST,
+            "SPARK_WORKER_DIR": str(self.root / "work"),
+        }
         with open(self.root / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), *args], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [str(SPARK_HOME / "bin" / "spark-class"), *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         (self.root / f"{name}.pid").write_text(str(proc.pid))
 
     def _alive(self, name: str) -> int | None:
@@ -61,12 +70,35 @@ class LocalCluster:
 
     def start(self) -> str:
         if not self._alive("master"):
-            self._spawn("master", ["org.apache.spark.deploy.master.Master", "--host", HOST,
-                                   "--port", str(self.port), "--webui-port", str(self.ui_port)])
+            self._spawn(
+                "master",
+                [
+                    "org.apache.spark.deploy.master.Master",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(self.port),
+                    "--webui-port",
+                    str(self.ui_port),
+                ],
+            )
         _wait_for_port(self.port, 60)
         if not self._alive("worker"):
-            self._spawn("worker", ["org.apache.spark.deploy.worker.Worker", self.master_url, "--host", HOST,
-                                   "--cores", str(self.cores), "--memory", self.memory, "--webui-port", "0"])
+            self._spawn(
+                "worker",
+                [
+                    "org.apache.spark.deploy.worker.Worker",
+                    self.master_url,
+                    "--host",
+                    HOST,
+                    "--cores",
+                    str(self.cores),
+                    "--memory",
+                    self.memory,
+                    "--webui-port",
+                    "0",
+                ],
+            )
         self._wait_for_worker(60)
         return self.master_url
 

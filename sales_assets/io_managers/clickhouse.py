@@ -1,6 +1,5 @@
 """Stores ClickHouse snapshots: one partition per import date, replaced atomically."""
 
-
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -23,8 +22,10 @@ class Snapshot:
 
 def create_table_sql(table: ClickHouseTable, name: str | None = None) -> str:
     columns = ", ".join(f"{column} {type_}" for column, type_ in table.columns)
-    return (f"create table if not exists {table.schema}.{checked_identifier(name or table.name)} ({columns}) "
-            f"engine = MergeTree partition by {table.partition_by} order by {table.order_by}")
+    return (
+        f"create table if not exists {table.schema}.{checked_identifier(name or table.name)} ({columns}) "
+        f"engine = MergeTree partition by {table.partition_by} order by {table.order_by}"
+    )
 
 
 TABLE: ClickHouseTable = CLICKHOUSE_AGGREGATES
@@ -43,14 +44,20 @@ class ClickHouseIOManager(ConfigurableIOManager):
         started = time.perf_counter()
         rows = self.replace_snapshot(obj, token=context.run_id.replace("-", "")[:12])
         seconds = time.perf_counter() - started
-        context.add_output_metadata({"dagster/row_count": rows, "load_seconds": round(seconds, 3),
-                                     "load_rows_per_s": round(rows / seconds) if seconds else 0})
+        context.add_output_metadata(
+            {
+                "dagster/row_count": rows,
+                "load_seconds": round(seconds, 3),
+                "load_rows_per_s": round(rows / seconds) if seconds else 0,
+            }
+        )
 
     def load_input(self, context: InputContext) -> pa.Table:
         client = self.clickhouse.get_client()
         return client.query_arrow(
             f"select * from {TABLE.qualified} where {TABLE.partition_by} = "
-            f"(select max({TABLE.partition_by}) from {TABLE.qualified})")
+            f"(select max({TABLE.partition_by}) from {TABLE.qualified})"
+        )
 
     def ensure_table(self) -> None:
         """Creates the table, or brings an existing one to today's column types (a table made
@@ -58,14 +65,18 @@ class ClickHouseIOManager(ConfigurableIOManager):
         client, table = self.clickhouse.get_client(), TABLE
         client.command(f"create database if not exists {table.schema}")
         client.command(create_table_sql(table))
-        existing = dict(client.query(
-            "select name, type from system.columns where database = {db:String} and table = {t:String}",
-            parameters={"db": table.schema, "t": table.name}).result_rows)
+        existing = dict(
+            client.query(
+                "select name, type from system.columns where database = {db:String} and table = {t:String}",
+                parameters={"db": table.schema, "t": table.name},
+            ).result_rows
+        )
         for name, type_ in table.columns:
             if existing.get(name) == "Date" and type_ == "Date32":
                 # widening Date to Date32 keeps every value; ClickHouse rewrites the column's parts
-                client.command(f"alter table {table.qualified} modify column {name} {type_}",
-                               settings={"mutations_sync": 1})
+                client.command(
+                    f"alter table {table.qualified} modify column {name} {type_}", settings={"mutations_sync": 1}
+                )
 
     def replace_snapshot(self, snapshot: Snapshot, token: str) -> int:
         """Makes `snapshot` the whole content of its date's partition, atomically."""
@@ -76,8 +87,9 @@ class ClickHouseIOManager(ConfigurableIOManager):
         # a killed run's stage outlives it; loads are serialized by the run lock, so any stage
         # here now is a leftover
         for (leftover,) in client.query(
-                "select name from system.tables where database = {db:String} and startsWith(name, {prefix:String})",
-                parameters={"db": table.schema, "prefix": prefix}).result_rows:
+            "select name from system.tables where database = {db:String} and startsWith(name, {prefix:String})",
+            parameters={"db": table.schema, "prefix": prefix},
+        ).result_rows:
             client.command(f"drop table if exists {table.schema}.{checked_identifier(leftover)}")
         client.command(create_table_sql(table, prefix + token))
         try:

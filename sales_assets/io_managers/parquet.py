@@ -1,6 +1,5 @@
 """Stores Spark DataFrames as Parquet directories under a base path (local, HDFS or object store)."""
 
-
 import time
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
@@ -43,9 +42,14 @@ class SparkParquetIOManager(ConfigurableIOManager):
         fs.delete(old, True)
         seconds = time.perf_counter() - started
         rows = written.get["rows"]
-        context.add_output_metadata({"dagster/uri": path, "dagster/row_count": rows,
-                                     "write_seconds": round(seconds, 3),
-                                     "write_rows_per_s": round(rows / seconds) if seconds else 0})
+        context.add_output_metadata(
+            {
+                "dagster/uri": path,
+                "dagster/row_count": rows,
+                "write_seconds": round(seconds, 3),
+                "write_rows_per_s": round(rows / seconds) if seconds else 0,
+            }
+        )
 
     def load_input(self, context: InputContext) -> DataFrame:
         return self.spark.spark_session.read.parquet(self._path(context.asset_key))
@@ -65,7 +69,8 @@ def parquet_row_count(spark: SparkSession, path: str) -> int:
         if status.getPath().getName().startswith(("_", ".")):  # _SUCCESS, .crc: what Spark skips too
             continue
         reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
-            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromStatus(status, conf))
+            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromStatus(status, conf)
+        )
         try:
             rows += reader.getRecordCount()
         finally:

@@ -1,6 +1,5 @@
 """Stores Spark DataFrames as PostgreSQL tables and loads them back as Spark or Arrow."""
 
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 

@@ -56,13 +56,13 @@ class CopyFeed:
                 with conn.cursor() as cur:
                     cur.adbc_ingest(target.stage, reader, mode="append", db_schema_name=target.schema)
                 conn.commit()
-        except BaseException as exc:  # raised in the feeding thread at its next put or close
+        except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread, raised at its next put
             self._error = exc
             try:
                 if refused := refusal(exc, f"{target.schema}.{target.column}"):
                     self._error = RuntimeError(refused)
                     self._error.__cause__ = exc
-            except Exception:  # wording it must never cost the error itself
+            except Exception:  # noqa: BLE001 - wording it must never cost the error itself
                 pass
 
     def _put(self, item) -> None:
@@ -96,7 +96,7 @@ class CopyFeed:
             return
         try:
             self._put(_ABORT)
-        except BaseException:  # the COPY failed on its own meanwhile: nothing left to stop
+        except BaseException:  # noqa: BLE001 - the COPY failed on its own meanwhile: nothing to stop
             pass
         self._thread.join()
 
@@ -130,6 +130,8 @@ def copy_partition_fn(dsn: str, targets: list[CopyTarget], tally: tuple[str, ...
             raise
         results = [("rows", column, None, feed.rows) for column, feed in feeds.items()]
         results += [("tally", name, value, n) for (name, value), n in counts.items()]
-        yield pa.RecordBatch.from_pylist([dict(zip(_RESULT_ARROW.names, r)) for r in results], schema=_RESULT_ARROW)
+        yield pa.RecordBatch.from_pylist(
+            [dict(zip(_RESULT_ARROW.names, r, strict=True)) for r in results], schema=_RESULT_ARROW
+        )
 
     return copy_partition

@@ -33,13 +33,20 @@ def read_frame(spark: SparkSession, dsn: str, table: PgTable, partitions: int) -
     key = table.primary_key[0] if len(table.primary_key) == 1 else None
     if key and partitions > 1:
         with psycopg.connect(dsn) as conn:
-            low, high = conn.execute(sql.SQL("select min({0}), max({0}) from {1}").format(
-                sql.Identifier(key), sql.Identifier(table.schema, table.name))).fetchone()
+            low, high = conn.execute(
+                sql.SQL("select min({0}), max({0}) from {1}").format(
+                    sql.Identifier(key), sql.Identifier(table.schema, table.name)
+                )
+            ).fetchone()
         if low is not None:
             step = (high - low) // partitions + 1
             in_range = sql.SQL("{} where {} >= {} and {} < {}")
-            queries = [in_range.format(select, sql.Identifier(key), low + i * step, sql.Identifier(key),
-                                       low + (i + 1) * step).as_string() for i in range(partitions)]
+            queries = [
+                in_range.format(
+                    select, sql.Identifier(key), low + i * step, sql.Identifier(key), low + (i + 1) * step
+                ).as_string()
+                for i in range(partitions)
+            ]
     schema = table.arrow_schema
 
     def read_ranges(batches):
@@ -58,8 +65,12 @@ def read_frame(spark: SparkSession, dsn: str, table: PgTable, partitions: int) -
 
 def _select(table: PgTable) -> sql.Composed:
     # numeric arrives from ADBC as an opaque extension type: fetch it as text, cast in Arrow
-    columns = [sql.SQL("{0}::text as {0}").format(sql.Identifier(c.name)) if c.pg_type.startswith("numeric")
-               else sql.Identifier(c.name) for c in table.columns]
+    columns = [
+        sql.SQL("{0}::text as {0}").format(sql.Identifier(c.name))
+        if c.pg_type.startswith("numeric")
+        else sql.Identifier(c.name)
+        for c in table.columns
+    ]
     return sql.SQL("select {} from {}").format(sql.SQL(", ").join(columns), sql.Identifier(table.schema, table.name))
 
 

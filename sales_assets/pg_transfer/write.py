@@ -82,7 +82,9 @@ def replace_tables(frame: DataFrame, dsn: str, tables: Sequence[PgTable], tally:
             lap("swap")
         except BaseException:
             for table in tables:
-                conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(table.schema, stages[table.name])))
+                conn.execute(
+                    sql.SQL("drop table if exists {}").format(sql.Identifier(table.schema, stages[table.name]))
+                )
             raise
     return LoadStats(rows=rows, tallies=tallies, seconds=time.perf_counter() - lap.started, phases=lap.phases)
 
@@ -95,10 +97,15 @@ def replace_table(df: DataFrame, dsn: str, table: PgTable) -> LoadStats:
 
 def create_table_sql(table: PgTable, name: str | None = None) -> sql.Composed:
     """`create table` for `table`'s columns, under its own name or another (a staging table)."""
-    columns = [sql.SQL("{} {}{}").format(sql.Identifier(c.name), sql.SQL(c.pg_type),
-                                          sql.SQL("" if c.nullable else " not null")) for c in table.columns]
-    return sql.SQL("create table {} ({})").format(sql.Identifier(table.schema, name or table.name),
-                                                  sql.SQL(", ").join(columns))
+    columns = [
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(c.name), sql.SQL(c.pg_type), sql.SQL("" if c.nullable else " not null")
+        )
+        for c in table.columns
+    ]
+    return sql.SQL("create table {} ({})").format(
+        sql.Identifier(table.schema, name or table.name), sql.SQL(", ").join(columns)
+    )
 
 
 @contextmanager
@@ -125,8 +132,9 @@ def _prepare_stage(conn: psycopg.Connection, table: PgTable, stage: str) -> None
     conn.execute(create_table_sql(table, stage))
 
 
-def _copy(frame: DataFrame, dsn: str, targets: list[CopyTarget],
-          tally: tuple[str, ...]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+def _copy(
+    frame: DataFrame, dsn: str, targets: list[CopyTarget], tally: tuple[str, ...]
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Runs the tasks' COPYs; returns rows per table and the tallies, summed from a handful of
     counts per task (a groupBy would cost a shuffle stage)."""
     copy = copy_partition_fn(dsn, targets, tally)
@@ -153,7 +161,8 @@ def _check_staged_rows(conn: psycopg.Connection, table: PgTable, stage: str, rep
     if staged != reported:
         raise RuntimeError(
             f"{table.qualified}: the staging table holds {staged:,} rows but the successful tasks wrote "
-            f"{reported:,} (a retried task's rows were committed twice); nothing was replaced")
+            f"{reported:,} (a retried task's rows were committed twice); nothing was replaced"
+        )
 
 
 def _add_keys(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
@@ -161,11 +170,17 @@ def _add_keys(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
     target = sql.Identifier(table.schema, stage)
     statements = []
     if table.primary_key:
-        statements.append(sql.SQL("alter table {} add primary key ({})").format(
-            target, sql.SQL(", ").join(map(sql.Identifier, table.primary_key))))
+        statements.append(
+            sql.SQL("alter table {} add primary key ({})").format(
+                target, sql.SQL(", ").join(map(sql.Identifier, table.primary_key))
+            )
+        )
     if table.unique_key:
-        statements.append(sql.SQL("alter table {} add unique nulls not distinct ({})").format(
-            target, sql.SQL(", ").join(map(sql.Identifier, table.unique_key))))
+        statements.append(
+            sql.SQL("alter table {} add unique nulls not distinct ({})").format(
+                target, sql.SQL(", ").join(map(sql.Identifier, table.unique_key))
+            )
+        )
     for statement in statements:
         try:
             conn.execute(statement)
@@ -182,13 +197,18 @@ def _swap_in(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
     _carry_grants(conn, table, stage)
     target = sql.Identifier(table.schema, table.name)
     conn.execute(sql.SQL("drop table if exists {}").format(target))
-    conn.execute(sql.SQL("alter table {} rename to {}").format(sql.Identifier(table.schema, stage),
-                                                             sql.Identifier(table.name)))
-    for (name,) in conn.execute("select conname from pg_constraint where conrelid = %s::regclass",
-                                (table.qualified,)).fetchall():
+    conn.execute(
+        sql.SQL("alter table {} rename to {}").format(sql.Identifier(table.schema, stage), sql.Identifier(table.name))
+    )
+    for (name,) in conn.execute(
+        "select conname from pg_constraint where conrelid = %s::regclass", (table.qualified,)
+    ).fetchall():
         if name.startswith(stage):
-            conn.execute(sql.SQL("alter table {} rename constraint {} to {}").format(
-                target, sql.Identifier(name), sql.Identifier(table.name + name[len(stage):])))
+            conn.execute(
+                sql.SQL("alter table {} rename constraint {} to {}").format(
+                    target, sql.Identifier(name), sql.Identifier(table.name + name[len(stage) :])
+                )
+            )
 
 
 def _carry_grants(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
@@ -197,9 +217,15 @@ def _carry_grants(conn: psycopg.Connection, table: PgTable, stage: str) -> None:
     grants = conn.execute(
         "select r.rolname, a.privilege_type, a.is_grantable "
         "from pg_class c cross join lateral aclexplode(c.relacl) a left join pg_roles r on r.oid = a.grantee "
-        "where c.oid = to_regclass(%s) and a.grantee <> c.relowner", (table.qualified,)).fetchall()
+        "where c.oid = to_regclass(%s) and a.grantee <> c.relowner",
+        (table.qualified,),
+    ).fetchall()
     for role, privilege, grantable in grants:
-        conn.execute(sql.SQL("grant {} on {} to {}{}").format(
-            sql.SQL(privilege), sql.Identifier(table.schema, stage),
-            sql.Identifier(role) if role else sql.SQL("public"),  # grantee 0 is PUBLIC
-            sql.SQL(" with grant option" if grantable else "")))
+        conn.execute(
+            sql.SQL("grant {} on {} to {}{}").format(
+                sql.SQL(privilege),
+                sql.Identifier(table.schema, stage),
+                sql.Identifier(role) if role else sql.SQL("public"),  # grantee 0 is PUBLIC
+                sql.SQL(" with grant option" if grantable else ""),
+            )
+        )

@@ -1,6 +1,5 @@
 """ClickHouse through clickhouse-connect: a server over HTTP(S), or the in-process engine (chdb)."""
 
-
 from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -10,13 +9,19 @@ from dagster import ConfigurableResource, InitResourceContext, ResourceDependenc
 from pydantic import PrivateAttr
 
 from sales_assets.resources.run_lock import RunLockResource
-
 from sales_assets.urls import check_url, location, redact
 
 # Query parameters of an http(s) URL that configure the client; every other one is a ClickHouse
 # setting sent with each query (e.g. ?max_execution_time=60).
-CLIENT_PARAMS = {"verify": "bool", "ca_cert": "str", "client_cert": "str", "client_cert_key": "str",
-                 "connect_timeout": "int", "send_receive_timeout": "int", "compress": "bool"}
+CLIENT_PARAMS = {
+    "verify": "bool",
+    "ca_cert": "str",
+    "client_cert": "str",
+    "client_cert_key": "str",
+    "connect_timeout": "int",
+    "send_receive_timeout": "int",
+    "compress": "bool",
+}
 
 
 def client_kwargs(url: str) -> dict:
@@ -25,7 +30,9 @@ def client_kwargs(url: str) -> dict:
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     kwargs: dict = {
-        "host": parts.hostname, "port": parts.port or (8443 if secure else 8123), "secure": secure,
+        "host": parts.hostname,
+        "port": parts.port or (8443 if secure else 8123),
+        "secure": secure,
         "username": unquote(parts.username) if parts.username else "default",
         "password": unquote(parts.password) if parts.password else "",
         "database": parts.path.strip("/") or "default",
@@ -95,9 +102,7 @@ class ClickHouseResource(ConfigurableResource):
                     self._client = clickhouse_connect.get_client(**client_kwargs(dsn))
             except Exception as exc:  # noqa: BLE001 - the driver raises many kinds; all mean "cannot reach"
                 message = str(exc).replace(dsn, redact(dsn))
-                raise ClickHouseConnectionError(
-                    f"cannot connect to ClickHouse at {location(dsn)}: {message}"
-                ) from None
+                raise ClickHouseConnectionError(f"cannot connect to ClickHouse at {location(dsn)}: {message}") from None
         return self._client
 
     def close(self) -> None:

@@ -60,6 +60,4 @@ class PostgresResource(ConfigurableResource):
         except psycopg.OperationalError as exc:
             # psycopg's message can quote the conninfo; keep only what names the server
             detail = str(exc).replace(self.dsn, redact(self.dsn)).splitlines()[-1].strip()
-            raise PostgresConnectionError(
-                f"cannot connect to PostgreSQL at {self.location}: {detail}"
-            ) from None
+            raise PostgresConnectionError(f"cannot connect to PostgreSQL at {self.location}: {detail}") from None

@@ -7,7 +7,7 @@ not, looks at its root run, so it keeps the original date.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from dagster import ConfigurableResource
@@ -28,9 +28,9 @@ def run_date_for(context, tz_name: str) -> date:
         except ValueError:
             raise ValueError(f"run tag {RUN_DATE_TAG}={tagged!r} is not a YYYY-MM-DD date") from None
     record = root or context.instance.get_run_record_by_id(context.run.run_id)
-    created = record.create_timestamp if record else datetime.now(timezone.utc)
+    created = record.create_timestamp if record else datetime.now(UTC)
     if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
+        created = created.replace(tzinfo=UTC)
     return created.astimezone(ZoneInfo(tz_name)).date()
 
 

@@ -8,7 +8,6 @@ it until it ends; a second run waits for it (queues) and fails with a clear mess
 releases it, so a crash never leaves a stale lock behind.
 """
 
-
 import time
 from typing import Optional
 
@@ -43,9 +42,11 @@ class RunLockResource(ConfigurableResource):
             waited = time.monotonic() - started
             if waited >= self.wait_timeout_s:
                 conn.close()
-                raise Failure(f"another materialization ({holder}) has held the sales_assets run lock for "
-                              f"over {self.wait_timeout_s:g} s; not starting. Retry when it has finished.",
-                              allow_retries=False)
+                raise Failure(
+                    f"another materialization ({holder}) has held the sales_assets run lock for "
+                    f"over {self.wait_timeout_s:g} s; not starting. Retry when it has finished.",
+                    allow_retries=False,
+                )
             if not logged and context.log:
                 context.log.info(f"waiting for another materialization to finish ({holder})")
                 logged = True

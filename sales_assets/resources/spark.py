@@ -11,7 +11,6 @@ from dagster_pyspark import LazyPySparkResource
 
 from sales_assets.dev import jvm_archive
 
-
 # A cold run is CPU-bound on 2 cores, and a third of that CPU went to the JIT compiler. Kept after
 # alternating whole-job runs (figures in docs/performance.md): the parallel collector instead of G1
 # (whose concurrent threads compete with the two task threads); smaller inlining limits (less C2

@@ -30,23 +30,44 @@ def aggregate_sales(cleaned: DataFrame, with_total: bool = False) -> DataFrame:
     """
     # written as SQL expressions: as Column objects the plan took hundreds of Py4J round trips
     no_key = "CAST(NULL AS STRING)"
-    grains = ("array("
-              f"named_struct('grain', 'region', 'region', region, 'product', {no_key}), "
-              f"named_struct('grain', 'product', 'region', {no_key}, 'product', product), "
-              "named_struct('grain', 'region_product', 'region', region, 'product', product)"
-              + (f", named_struct('grain', '{TOTAL_GRAIN}', 'region', {no_key}, 'product', {no_key})" if with_total else "")
-              + ")")
+    grains = (
+        "array("
+        f"named_struct('grain', 'region', 'region', region, 'product', {no_key}), "
+        f"named_struct('grain', 'product', 'region', {no_key}, 'product', product), "
+        "named_struct('grain', 'region_product', 'region', region, 'product', product)"
+        + (f", named_struct('grain', '{TOTAL_GRAIN}', 'region', {no_key}, 'product', {no_key})" if with_total else "")
+        + ")"
+    )
     by_order = cleaned.select(*AGGREGATE_INPUT_COLUMNS).repartition("order_id")
     # the expanded rows keep the lines' partitioning: grouping by (order_id, ...) shuffles nothing
     lines = by_order.selectExpr("order_id", "quantity", "amount", "sale_ts", f"inline({grains})")
-    per_order = lines.groupBy("order_id", "grain", "region", "product").agg(*_exprs(
-        "count(1) AS sales", "sum(quantity) AS units", "sum(amount) AS revenue",
-        "min(sale_ts) AS first_ts", "max(sale_ts) AS last_ts"))
-    groups = per_order.groupBy("grain", "region", "product").agg(*_exprs(
-        "count(1) AS orders", "sum(sales) AS sales", "CAST(sum(units) AS BIGINT) AS units",
-        f"CAST(sum(revenue) AS {AGG_MONEY}) AS revenue", "min(first_ts) AS first_ts", "max(last_ts) AS last_ts"))
+    per_order = lines.groupBy("order_id", "grain", "region", "product").agg(
+        *_exprs(
+            "count(1) AS sales",
+            "sum(quantity) AS units",
+            "sum(amount) AS revenue",
+            "min(sale_ts) AS first_ts",
+            "max(sale_ts) AS last_ts",
+        )
+    )
+    groups = per_order.groupBy("grain", "region", "product").agg(
+        *_exprs(
+            "count(1) AS orders",
+            "sum(sales) AS sales",
+            "CAST(sum(units) AS BIGINT) AS units",
+            f"CAST(sum(revenue) AS {AGG_MONEY}) AS revenue",
+            "min(first_ts) AS first_ts",
+            "max(last_ts) AS last_ts",
+        )
+    )
     return groups.selectExpr(
-        "grain", "region", "product", "orders", "sales", "units", "revenue",
+        "grain",
+        "region",
+        "product",
+        "orders",
+        "sales",
+        "units",
+        "revenue",
         f"CAST(round(revenue / orders, 2) AS {AGG_MONEY}) AS avg_check",
         "to_date(first_ts) AS first_sale",
         "to_date(last_ts) AS last_sale",

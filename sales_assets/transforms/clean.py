@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from sales_assets import contract
 from sales_assets.contract import CLEANED_SALES, MAX_MONEY, RAW_COLUMNS, REQUIRED_COLUMNS, UNICODE_WHITESPACE
@@ -50,7 +49,10 @@ _WHITESPACE_CLASS = "[" + "".join(f"\\u{ord(c):04x}" for c in UNICODE_WHITESPACE
 ASCII_WHITESPACE = "".join(c for c in UNICODE_WHITESPACE if c.isascii())
 _INNER_MESS = _WHITESPACE_CLASS.replace("\\u0020", "") + "|  "  # a non-space whitespace, or two spaces
 # A time of day followed by a zone: `Z`, an offset (`+03:00`, `-0500`, `+03`), or a zone name.
-ZONED_TIMESTAMP = r"(?i)[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?\s*(z|[+-][0-9]{2}(:?[0-9]{2})?|(utc|gmt|ut)([+-].*)?|[a-z]+/[a-z_/+-]+)\s*$"
+ZONED_TIMESTAMP = (
+    r"(?i)[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?\s*"
+    r"(z|[+-][0-9]{2}(:?[0-9]{2})?|(utc|gmt|ut)([+-].*)?|[a-z]+/[a-z_/+-]+)\s*$"
+)
 MONEY_COLUMNS = ("unit_price", "amount")
 ID_COLUMNS = ("sale_id", "order_id", "customer_id")
 
@@ -67,21 +69,31 @@ def _helpers(timezone: str) -> list[str]:
         text, point = f"trim({c})", f"instr(trim({c}), '.')"
         # plain (nearly every value): no exponent, at most two digits after the point; measured on
         # the untrimmed text, which is cheaper, so a padded value takes the second branch
-        plain = (f"(NOT contains({c}, 'e') AND NOT contains({c}, 'E') "
-                 f"AND (instr({c}, '.') = 0 OR length({c}) - instr({c}, '.') <= 2))")
+        plain = (
+            f"(NOT contains({c}, 'e') AND NOT contains({c}, 'E') "
+            f"AND (instr({c}, '.') = 0 OR length({c}) - instr({c}, '.') <= 2))"
+        )
         # more than two decimals: kept only when the extra digits are zeros (`10.000`), never rounded
-        zeros_beyond_cents = (f"({point} > 0 AND NOT contains({c}, 'e') AND NOT contains({c}, 'E') "
-                              f"AND btrim(substring({text}, {point} + 3), '0') = '')")
-        money.append(f"CASE WHEN {plain} THEN try_cast({c} AS {MONEY}) WHEN {zeros_beyond_cents} "
-                     f"THEN try_cast(substring({text}, 1, {point} + 2) AS {MONEY}) END AS t_{c}")
+        zeros_beyond_cents = (
+            f"({point} > 0 AND NOT contains({c}, 'e') AND NOT contains({c}, 'E') "
+            f"AND btrim(substring({text}, {point} + 3), '0') = '')"
+        )
+        money.append(
+            f"CASE WHEN {plain} THEN try_cast({c} AS {MONEY}) WHEN {zeros_beyond_cents} "
+            f"THEN try_cast(substring({text}, 1, {point} + 2) AS {MONEY}) END AS t_{c}"
+        )
     text, point = "trim(quantity)", "instr(trim(quantity), '.')"
     integral = f"({point} > 0 AND btrim(substring({text}, {point} + 1), '0') = '')"
     # an integral decimal (`2.0`, pandas' float export) is that integer; `2.5` is null
-    quantity = [f"coalesce(try_cast(quantity AS INT), CASE WHEN {integral} "
-                f"THEN try_cast(substring({text}, 1, {point} - 1) AS INT) END) AS t_quantity"]
+    quantity = [
+        f"coalesce(try_cast(quantity AS INT), CASE WHEN {integral} "
+        f"THEN try_cast(substring({text}, 1, {point} - 1) AS INT) END) AS t_quantity"
+    ]
     # the zone regex only where a zone may be: the text ends in a letter or in +hh, +hhmm, +hh:mm
-    maybe = ("(NOT substr(sale_ts, -1) BETWEEN '0' AND '9' OR substr(sale_ts, -3, 1) IN ('+', '-') "
-             "OR substr(sale_ts, -5, 1) IN ('+', '-') OR substr(sale_ts, -6, 1) IN ('+', '-'))")
+    maybe = (
+        "(NOT substr(sale_ts, -1) BETWEEN '0' AND '9' OR substr(sale_ts, -3, 1) IN ('+', '-') "
+        "OR substr(sale_ts, -5, 1) IN ('+', '-') OR substr(sale_ts, -6, 1) IN ('+', '-'))"
+    )
     zoned = f"CASE WHEN {maybe} THEN sale_ts rlike {sql_literal(ZONED_TIMESTAMP)} ELSE false END"
     # an instant converted to wall time in `timezone` (Spark's TIMESTAMP cast puts it in the session's)
     instant = f"convert_timezone({sql_literal(timezone)}, CAST(try_cast(sale_ts AS TIMESTAMP) AS TIMESTAMP_NTZ))"
@@ -97,16 +109,20 @@ def _trimmed(name: str) -> str:
 # (fewer calls, less generated code): ASCII text (as many characters as bytes) without two spaces or
 # an ASCII whitespace other than space needs nothing; anything else goes through the regex.
 _NAMES = "concat_ws('|', " + ", ".join(_trimmed(c) for c in NAME_COLUMNS) + ")"
-_MESSY_NAMES = " OR ".join([f"length({_NAMES}) <> octet_length({_NAMES})"]
-                           + [f"contains({_NAMES}, {sql_literal(m)})" for m in ["  ", *ASCII_WHITESPACE.replace(" ", "")]])
+_MESSY_NAMES = " OR ".join(
+    [f"length({_NAMES}) <> octet_length({_NAMES})"]
+    + [f"contains({_NAMES}, {sql_literal(m)})" for m in ["  ", *ASCII_WHITESPACE.replace(" ", "")]]
+)
 
 
 def _name(name: str) -> str:
     """Unicode whitespace trimmed and inner runs collapsed to one space; blank becomes null. The
     regex runs only on lines that need it: a regex search on every name cost ~2.5 s of 1M lines."""
     w = _trimmed(name)
-    return (f"CASE WHEN {_MESSY_NAMES} THEN nullif(regexp_replace({w}, {sql_literal(_WHITESPACE_CLASS + '+')}, ' '), '') "
-            f"ELSE nullif({w}, '') END")
+    return (
+        f"CASE WHEN {_MESSY_NAMES} THEN nullif(regexp_replace({w}, {sql_literal(_WHITESPACE_CLASS + '+')}, ' '), '') "
+        f"ELSE nullif({w}, '') END"
+    )
 
 
 def _id(name: str) -> str:
@@ -141,24 +157,38 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
     """The raw text columns as they arrived, typed values (`t_*`), `reason` (null when kept) and
     `amount_repaired`. `timezone` (SALES_TIMEZONE) is what `sale_ts` is read in and converted to."""
     require_raw_columns(raw.columns)
-    typed = raw.selectExpr(*[f"CAST({c} AS STRING) AS {c}" for c in RAW_COLUMNS]).selectExpr(
-        *RAW_COLUMNS, *_helpers(timezone),
-    ).selectExpr(
-        *RAW_COLUMNS, *[_id(c) for c in ID_COLUMNS],
-        *[f"t_{c}" for c in ("quantity", *MONEY_COLUMNS)], _sale_ts(), *[f"t_{c}" for c in NAME_COLUMNS],
-    ).selectExpr(
-        "*",
-        f"CASE WHEN abs(t_quantity * t_unit_price) <= {MAX_MONEY!r}D "
-        f"THEN CAST(t_quantity * t_unit_price AS {MONEY}) END AS expected_amount",
+    typed = (
+        raw.selectExpr(*[f"CAST({c} AS STRING) AS {c}" for c in RAW_COLUMNS])
+        .selectExpr(
+            *RAW_COLUMNS,
+            *_helpers(timezone),
+        )
+        .selectExpr(
+            *RAW_COLUMNS,
+            *[_id(c) for c in ID_COLUMNS],
+            *[f"t_{c}" for c in ("quantity", *MONEY_COLUMNS)],
+            _sale_ts(),
+            *[f"t_{c}" for c in NAME_COLUMNS],
+        )
+        .selectExpr(
+            "*",
+            f"CASE WHEN abs(t_quantity * t_unit_price) <= {MAX_MONEY!r}D "
+            f"THEN CAST(t_quantity * t_unit_price AS {MONEY}) END AS expected_amount",
+        )
     )
 
     why = {c: _why_unparsed(c) for c in PARSED_COLUMNS}
     missing = " OR ".join(["false"] + [why[c][0] if c in why else f"t_{c} IS NULL" for c in REQUIRED_COLUMNS])
     unparseable = " OR ".join(
-        ["false"] + [why[c][1] for c in PARSED_COLUMNS]
+        ["false"]
+        + [why[c][1] for c in PARSED_COLUMNS]
         # quantity * unit_price beyond numeric(12,2) cannot be stored, nor can a name with a NUL
-        + ["expected_amount IS NULL"] + [f"contains(t_{c}, {sql_literal(NUL)})" for c in NAME_COLUMNS])
-    future = f"t_sale_ts >= TIMESTAMP_NTZ '{datetime.combine(run_date + timedelta(days=1), time.min).isoformat(sep=' ')}'"
+        + ["expected_amount IS NULL"]
+        + [f"contains(t_{c}, {sql_literal(NUL)})" for c in NAME_COLUMNS]
+    )
+    future = (
+        f"t_sale_ts >= TIMESTAMP_NTZ '{datetime.combine(run_date + timedelta(days=1), time.min).isoformat(sep=' ')}'"
+    )
     reason = (
         f"CASE WHEN {missing} THEN 'missing_field' "
         f"WHEN {unparseable} THEN 'unparseable' "
@@ -171,10 +201,13 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
     # code made one generated Java method too big for the JIT to compile: 2x slower.) `valid` is
     # exactly `reason IS NULL`: a blank optional field is not a fault, any other unparsed one is.
     optional = [c for c in PARSED_COLUMNS if c not in REQUIRED_COLUMNS]
-    faults = ([f"t_{c} IS NULL" for c in REQUIRED_COLUMNS]
-              + [f"(t_{c} IS NULL AND NOT {_blank(c)})" for c in optional]
-              + ["expected_amount IS NULL"] + [f"contains(t_{c}, {sql_literal(NUL)})" for c in NAME_COLUMNS]
-              + ["t_quantity <= 0", "t_unit_price <= 0", future])
+    faults = (
+        [f"t_{c} IS NULL" for c in REQUIRED_COLUMNS]
+        + [f"(t_{c} IS NULL AND NOT {_blank(c)})" for c in optional]
+        + ["expected_amount IS NULL"]
+        + [f"contains(t_{c}, {sql_literal(NUL)})" for c in NAME_COLUMNS]
+        + ["t_quantity <= 0", "t_unit_price <= 0", future]
+    )
     typed = typed.selectExpr("*", f"NOT ({' OR '.join(faults)}) AS valid")
     typed = _mark_duplicates(typed, reason)
     repaired = f"reason IS NULL AND (t_amount IS NULL OR abs(t_amount - expected_amount) > {AMOUNT_TOLERANCE!r}D)"
@@ -186,13 +219,15 @@ def _mark_duplicates(typed: DataFrame, reason: str) -> DataFrame:
     sale_id. The line kept is the first by its full content, so the choice never depends on file
     order or partitioning. (Measured: one window beats finding repeated ids first and sorting only
     those, which scans the input 3x.)"""
-    order = ", ".join([f"t_{c} ASC NULLS FIRST" for c in CLEANED_COLUMNS[1:]] +
-                      [f"{c} ASC NULLS FIRST" for c in RAW_COLUMNS])
+    order = ", ".join(
+        [f"t_{c} ASC NULLS FIRST" for c in CLEANED_COLUMNS[1:]] + [f"{c} ASC NULLS FIRST" for c in RAW_COLUMNS]
+    )
     rank = f"row_number() OVER (PARTITION BY t_sale_id, valid ORDER BY {order})"
     ranked = typed.selectExpr("*", f"{rank} AS rank_in_sale")
     return ranked.selectExpr(
         *[c for c in typed.columns if c != "valid"],
-        f"CASE WHEN NOT valid THEN {reason} WHEN rank_in_sale > 1 THEN 'duplicate' END AS reason")
+        f"CASE WHEN NOT valid THEN {reason} WHEN rank_in_sale > 1 THEN 'duplicate' END AS reason",
+    )
 
 
 def _cleaned_columns() -> list[str]:
@@ -221,7 +256,7 @@ def routed_lines(classified: DataFrame) -> DataFrame:
     rejected ones; plus `reason` and `amount_repaired` to count."""
     return classified.selectExpr(
         f"CASE WHEN reason IS NULL THEN struct({', '.join(_cleaned_columns())}) END AS cleaned_sales",
-        f"CASE WHEN reason IS NOT NULL THEN struct({', '.join(_storable_raw_columns())}, reason) END "
-        "AS rejected_sales",
-        "reason", "amount_repaired",
+        f"CASE WHEN reason IS NOT NULL THEN struct({', '.join(_storable_raw_columns())}, reason) END AS rejected_sales",
+        "reason",
+        "amount_repaired",
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from faker import Faker
 from pyspark.sql import DataFrame, SparkSession
@@ -40,8 +40,13 @@ DISCOUNTS = (Decimal("1.00"), Decimal("1.00"), Decimal("1.00"), Decimal("0.95"),
 
 # Kinds of dirty line, each about equally likely among the dirty ones.
 DIRTY_KINDS = (
-    "missing_field", "unparseable", "non_positive_quantity", "non_positive_price",
-    "future_date", "duplicate", "amount_repair",
+    "missing_field",
+    "unparseable",
+    "non_positive_quantity",
+    "non_positive_price",
+    "future_date",
+    "duplicate",
+    "amount_repair",
 )
 
 
@@ -79,12 +84,14 @@ def build_pools(seed: int) -> Pools:
         if city not in regions:
             regions.append(city)
     region_weights = [1.0 / (rank + 1) ** 0.9 for rank in range(N_REGIONS)]
-    return Pools(tuple(names), tuple(categories), tuple(prices), tuple(product_weights),
-                 tuple(regions), tuple(region_weights))
+    return Pools(
+        tuple(names), tuple(categories), tuple(prices), tuple(product_weights), tuple(regions), tuple(region_weights)
+    )
 
 
 # The generator is written as SQL expressions, one `selectExpr` per step: built from Column
 # objects it took ~4,400 Py4J round trips (2-4 s of driver time) just to build the plan.
+
 
 def _uniform(seed: int, key: str, salt: str) -> str:
     """A deterministic uniform [0, 1) number per (seed, key, salt)."""
@@ -166,7 +173,9 @@ def generate_raw_sales(
         f"CAST(floor({u('id', 'variant')} * 8) AS INT) AS variant",
     )
     # A duplicate line repeats the previous line (same sale_id, same content).
-    lines = lines.selectExpr("*", "CASE WHEN dirty AND kind = 'duplicate' AND line > 0 THEN line - 1 ELSE line END AS src")
+    lines = lines.selectExpr(
+        "*", "CASE WHEN dirty AND kind = 'duplicate' AND line > 0 THEN line - 1 ELSE line END AS src"
+    )
 
     # Order of the source line: the last line in its block that starts an order.
     block_start = f"(src - pmod(src, {LINES_PER_BLOCK}))"
@@ -194,10 +203,15 @@ def generate_raw_sales(
     )
     price = f"CAST({_pick([str(p) for p in pools.product_prices], 'product_idx')} AS DECIMAL(12,2))"
     lines = lines.selectExpr("*", f"CAST(round({price} * discount, 2) AS DECIMAL(12,2)) AS price")
-    sale_ts = ("make_timestamp_ntz(year(day), month(day), dayofmonth(day), hour, "
-               "CAST(floor(second_of_hour / 60) AS INT), CAST(pmod(second_of_hour, 60) AS DECIMAL(8,6)))")
+    sale_ts = (
+        "make_timestamp_ntz(year(day), month(day), dayofmonth(day), hour, "
+        "CAST(floor(second_of_hour / 60) AS INT), CAST(pmod(second_of_hour, 60) AS DECIMAL(8,6)))"
+    )
     clean = lines.selectExpr(
-        "line", "dirty", "kind", "variant",
+        "line",
+        "dirty",
+        "kind",
+        "variant",
         "CAST(src + 1 AS STRING) AS sale_id",
         "CAST(order_start + 1 AS STRING) AS order_id",
         "CAST(customer AS STRING) AS customer_id",
@@ -219,12 +233,17 @@ def generate_raw_sales(
 def _add_noise(df: DataFrame, seed: int) -> DataFrame:
     """Harmless noise that normalization must undo: odd case and stray whitespace (~8% of lines)."""
     messy = f"{_uniform(seed, 'line', 'messy')} < {_double(0.08)}"
-    return df.withColumns({
-        "region": F.expr(f"CASE WHEN {messy} AND variant < 3 THEN concat('  ', lower(region), ' ') "
-                         f"WHEN {messy} AND variant < 6 THEN upper(region) ELSE region END"),
-        "product": F.expr(f"CASE WHEN {messy} AND variant >= 4 THEN concat(lower(product), char(9)) "
-                          f"ELSE product END"),
-    })
+    return df.withColumns(
+        {
+            "region": F.expr(
+                f"CASE WHEN {messy} AND variant < 3 THEN concat('  ', lower(region), ' ') "
+                f"WHEN {messy} AND variant < 6 THEN upper(region) ELSE region END"
+            ),
+            "product": F.expr(
+                f"CASE WHEN {messy} AND variant >= 4 THEN concat(lower(product), char(9)) ELSE product END"
+            ),
+        }
+    )
 
 
 def _add_dirt(df: DataFrame, run_date: date) -> DataFrame:
@@ -232,27 +251,39 @@ def _add_dirt(df: DataFrame, run_date: date) -> DataFrame:
 
     def maybe_missing(name: str, position: int, value: str | None = None) -> str:
         # Which required column a `missing_field` line lacks; odd variants are blank, even ones null.
-        return (f"CASE WHEN kind = 'missing_field' AND pmod(variant, 7) = {position} THEN "
-                f"(CASE WHEN variant % 2 = 1 THEN '  ' ELSE CAST(NULL AS STRING) END) "
-                f"ELSE {value or name} END AS {name}")
+        return (
+            f"CASE WHEN kind = 'missing_field' AND pmod(variant, 7) = {position} THEN "
+            f"(CASE WHEN variant % 2 = 1 THEN '  ' ELSE CAST(NULL AS STRING) END) "
+            f"ELSE {value or name} END AS {name}"
+        )
 
     def unparseable(position: int) -> str:
         return f"kind = 'unparseable' AND pmod(variant, 4) = {position}"
 
-    quantity = (f"CASE WHEN {unparseable(0)} THEN 'two' "
-                "WHEN kind = 'non_positive_quantity' THEN "
-                "(CASE WHEN variant % 2 = 0 THEN '0' ELSE concat('-', quantity) END) ELSE quantity END")
-    unit_price = (f"CASE WHEN {unparseable(1)} THEN '12,5O' "
-                  "WHEN kind = 'non_positive_price' THEN "
-                  "(CASE WHEN variant % 2 = 0 THEN '0.00' ELSE concat('-', unit_price) END) ELSE unit_price END")
-    amount = (f"CASE WHEN {unparseable(2)} THEN 'n/a' "
-              "WHEN kind = 'amount_repair' THEN (CASE WHEN variant % 2 = 0 THEN CAST(NULL AS STRING) "
-              "ELSE CAST(CAST(CAST(amount AS DECIMAL(12,2)) + 1 AS DECIMAL(12,2)) AS STRING) END) "
-              "ELSE amount END AS amount")
-    future_ts = (f"date_format(make_timestamp_ntz({run_date.year}, {run_date.month}, {run_date.day}, 12, 0, 0) "
-                 f"+ make_interval(0, 0, 0, variant + 1, 0, 0, 0), '{TIMESTAMP_FORMAT}')")
-    sale_ts = (f"CASE WHEN {unparseable(3)} THEN '31/02/2026 25:61' "
-               f"WHEN kind = 'future_date' THEN {future_ts} ELSE sale_ts END")
+    quantity = (
+        f"CASE WHEN {unparseable(0)} THEN 'two' "
+        "WHEN kind = 'non_positive_quantity' THEN "
+        "(CASE WHEN variant % 2 = 0 THEN '0' ELSE concat('-', quantity) END) ELSE quantity END"
+    )
+    unit_price = (
+        f"CASE WHEN {unparseable(1)} THEN '12,5O' "
+        "WHEN kind = 'non_positive_price' THEN "
+        "(CASE WHEN variant % 2 = 0 THEN '0.00' ELSE concat('-', unit_price) END) ELSE unit_price END"
+    )
+    amount = (
+        f"CASE WHEN {unparseable(2)} THEN 'n/a' "
+        "WHEN kind = 'amount_repair' THEN (CASE WHEN variant % 2 = 0 THEN CAST(NULL AS STRING) "
+        "ELSE CAST(CAST(CAST(amount AS DECIMAL(12,2)) + 1 AS DECIMAL(12,2)) AS STRING) END) "
+        "ELSE amount END AS amount"
+    )
+    future_ts = (
+        f"date_format(make_timestamp_ntz({run_date.year}, {run_date.month}, {run_date.day}, 12, 0, 0) "
+        f"+ make_interval(0, 0, 0, variant + 1, 0, 0, 0), '{TIMESTAMP_FORMAT}')"
+    )
+    sale_ts = (
+        f"CASE WHEN {unparseable(3)} THEN '31/02/2026 25:61' "
+        f"WHEN kind = 'future_date' THEN {future_ts} ELSE sale_ts END"
+    )
     return df.selectExpr(
         maybe_missing("sale_id", 0),
         maybe_missing("order_id", 1),

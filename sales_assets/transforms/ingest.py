@@ -10,16 +10,22 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sales_assets.transforms.clean import require_raw_columns
 from sales_assets.contract import RAW_COLUMNS
+from sales_assets.transforms.clean import require_raw_columns
 
 # RFC 4180: `"` quotes a field and `""` inside quotes is one `"`; a quoted field may hold commas and
 # line breaks (so one raw line is one record, not one physical line); a backslash is an ordinary
 # character. Spark's defaults differ (backslash escapes, one record per physical line). Every
 # column is read as text: parsing is the cleaning step's job, with counted rejections.
 CSV_OPTIONS = {
-    "header": True, "inferSchema": False, "mode": "PERMISSIVE", "enforceSchema": False,
-    "multiLine": True, "quote": '"', "escape": '"', "encoding": "UTF-8",
+    "header": True,
+    "inferSchema": False,
+    "mode": "PERMISSIVE",
+    "enforceSchema": False,
+    "multiLine": True,
+    "quote": '"',
+    "escape": '"',
+    "encoding": "UTF-8",
 }
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
@@ -97,8 +103,12 @@ def _read_csv(spark: SparkSession, path: str) -> DataFrame:
 def _require_utf8(spark: SparkSession, path: str) -> None:
     """A file that is not valid UTF-8 fails, naming what was found: Spark's reader would turn the
     bytes into U+FFFD and carry on. Spark's text source keeps each line's bytes as they are."""
-    bad = (spark.read.text(path).filter("NOT is_valid_utf8(value)")
-           .selectExpr("CAST(substr(value, 1, 40) AS BINARY) AS sample").first())
+    bad = (
+        spark.read.text(path)
+        .filter("NOT is_valid_utf8(value)")
+        .selectExpr("CAST(substr(value, 1, 40) AS BINARY) AS sample")
+        .first()
+    )
     if bad is None:
         return
     sample = bytes(bad["sample"])
@@ -118,11 +128,13 @@ def _checked_header(path: str, found: list[str]) -> list[str]:
     if repeated:
         raise SourceFileError(
             f"source_path {path}: the header has column(s) {', '.join(repeated)} more than once "
-            f"(names are case-insensitive); header found: {','.join(found)!r}")
+            f"(names are case-insensitive); header found: {','.join(found)!r}"
+        )
     if not set(RAW_COLUMNS) & set(names):
         raise SourceFileError(
             f"source_path {path} lacks column(s) {', '.join(RAW_COLUMNS)}: the header found is "
-            f"{','.join(found)[:200]!r}; the file must be comma-separated UTF-8 with a header line")
+            f"{','.join(found)[:200]!r}; the file must be comma-separated UTF-8 with a header line"
+        )
     try:
         require_raw_columns(names)
     except ValueError as exc:
@@ -161,8 +173,11 @@ def _nanosecond_columns(path: str) -> dict[str, bool]:
         schema = ds.dataset(path, format="parquet").schema
     except Exception:  # noqa: BLE001 - a path pyarrow cannot open: Spark will say what is wrong
         return {}
-    return {f.name.strip().lower(): f.type.tz is not None for f in schema
-            if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
+    return {
+        f.name.strip().lower(): f.type.tz is not None
+        for f in schema
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
+    }
 
 
 def _as_text(field: T.StructField, nanos_instant: bool | None):

@@ -12,8 +12,18 @@ D = Decimal
 
 
 def cleaned(sale_id, order_id, region, product, quantity, amount, day=1):
-    return (sale_id, order_id, 1, product, "Cat", region, quantity, D(amount) / quantity, D(amount),
-            datetime(2026, 11, day, 12, 0))
+    return (
+        sale_id,
+        order_id,
+        1,
+        product,
+        "Cat",
+        region,
+        quantity,
+        D(amount) / quantity,
+        D(amount),
+        datetime(2026, 11, day, 12, 0),
+    )
 
 
 LINES = [
@@ -66,14 +76,21 @@ def test_columns_in_contract_order(aggregates):
 
 def test_every_group_at_every_grain(aggregates):
     got = {
-        (r["grain"], r["region"], r["product"]):
-            (r["orders"], r["sales"], r["units"], r["revenue"], r["avg_check"], r["first_sale"].day,
-             r["last_sale"].day)
+        (r["grain"], r["region"], r["product"]): (
+            r["orders"],
+            r["sales"],
+            r["units"],
+            r["revenue"],
+            r["avg_check"],
+            r["first_sale"].day,
+            r["last_sale"].day,
+        )
         for r in aggregates
     }
     assert got == EXPECTED
-    assert all(r["first_sale"] == date(2026, 11, EXPECTED[(r["grain"], r["region"], r["product"])][5])
-               for r in aggregates)
+    assert all(
+        r["first_sale"] == date(2026, 11, EXPECTED[(r["grain"], r["region"], r["product"])][5]) for r in aggregates
+    )
 
 
 def test_avg_check_is_per_order_not_per_line(aggregates):

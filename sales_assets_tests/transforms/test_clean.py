@@ -5,17 +5,31 @@ from decimal import Decimal
 
 import pytest
 
-from sales_assets.transforms.clean import (
-    MissingColumnsError, classify_sales, cleaned_lines, rejected_lines, routed_lines,
-)
 from sales_assets.contract import RAW_COLUMNS
+from sales_assets.transforms.clean import (
+    MissingColumnsError,
+    classify_sales,
+    cleaned_lines,
+    rejected_lines,
+    routed_lines,
+)
 from sales_assets_tests.conftest import cleaning_counts
 
 RUN_DATE = date(2026, 11, 29)
 
 
-def line(sale_id, order_id="10", customer_id="5", product="Widget", category="Gadgets", region="Moscow",
-         quantity="2", unit_price="10.50", amount="21.00", sale_ts="2026-11-01 10:00:00"):
+def line(
+    sale_id,
+    order_id="10",
+    customer_id="5",
+    product="Widget",
+    category="Gadgets",
+    region="Moscow",
+    quantity="2",
+    unit_price="10.50",
+    amount="21.00",
+    sale_ts="2026-11-01 10:00:00",
+):
     return (sale_id, order_id, customer_id, product, category, region, quantity, unit_price, amount, sale_ts)
 
 
@@ -52,14 +66,21 @@ LINES = {
 }
 
 EXPECTED_REASON = {
-    "missing_region": "missing_field", "missing_product": "missing_field",
+    "missing_region": "missing_field",
+    "missing_product": "missing_field",
     "missing_and_unparseable": "missing_field",
-    "unparseable_quantity": "unparseable", "unparseable_ts": "unparseable",
-    "unparseable_amount": "unparseable", "unparseable_sale_id": "unparseable",
-    "zero_quantity": "non_positive_quantity", "negative_price": "non_positive_price",
-    "future": "future_date", "dup_b": "duplicate", "dup_same_2": "duplicate",
+    "unparseable_quantity": "unparseable",
+    "unparseable_ts": "unparseable",
+    "unparseable_amount": "unparseable",
+    "unparseable_sale_id": "unparseable",
+    "zero_quantity": "non_positive_quantity",
+    "negative_price": "non_positive_price",
+    "future": "future_date",
+    "dup_b": "duplicate",
+    "dup_same_2": "duplicate",
     "dup_of_rejected_bad": "non_positive_quantity",
-    "nul_in_name": "unparseable", "nul_in_rejected_raw_text": "unparseable",
+    "nul_in_name": "unparseable",
+    "nul_in_rejected_raw_text": "unparseable",
 }
 
 
@@ -97,10 +118,12 @@ def test_routed_lines_carry_each_line_once_in_its_table_shape(classified):
     # what the one-pass load writes: each line in exactly one struct, the same rows as the split
     routed = routed_lines(classified)
     assert routed.filter("(cleaned_sales is null) = (rejected_sales is null)").count() == 0
-    assert sorted(routed.filter("cleaned_sales is not null").select("cleaned_sales.*").collect()) == \
-        sorted(cleaned_lines(classified).collect())
-    assert sorted(routed.filter("rejected_sales is not null").select("rejected_sales.*").collect(), key=repr) == \
-        sorted(rejected_lines(classified).collect(), key=repr)
+    assert sorted(routed.filter("cleaned_sales is not null").select("cleaned_sales.*").collect()) == sorted(
+        cleaned_lines(classified).collect()
+    )
+    assert sorted(routed.filter("rejected_sales is not null").select("rejected_sales.*").collect(), key=repr) == sorted(
+        rejected_lines(classified).collect(), key=repr
+    )
 
 
 def test_kept_lines_are_normalized_and_typed(classified):
@@ -126,8 +149,9 @@ def test_duplicates_keep_one_line_deterministically(spark, classified):
     assert kept[20]["quantity"] == 1
     assert kept[21]["region"] == "Moscow"
     assert kept[22]["quantity"] == 2  # its twin was rejected for quantity 0, so no duplicate
-    reversed_raw = spark.createDataFrame(list(reversed(list(LINES.values()))),
-                                         ", ".join(f"{c} string" for c in RAW_COLUMNS))
+    reversed_raw = spark.createDataFrame(
+        list(reversed(list(LINES.values()))), ", ".join(f"{c} string" for c in RAW_COLUMNS)
+    )
     again = classify_sales(reversed_raw.repartition(3), RUN_DATE)
     assert sorted(cleaned_lines(again).collect()) == sorted(cleaned_lines(classified).collect())
     assert sorted(rejected_lines(again).collect()) == sorted(rejected_lines(classified).collect())

@@ -7,28 +7,45 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sales_assets.transforms.clean import classify_sales, cleaned_lines, rejected_lines
 from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS
+from sales_assets.transforms.clean import classify_sales, cleaned_lines, rejected_lines
 
 RUN_DATE = date(2026, 11, 29)
 
 ids = st.one_of(st.integers(-3, 40).map(str), st.sampled_from(["", " ", "x1", "1.5", None, "99999999999999999999"]))
-names = st.one_of(st.sampled_from([" moscow ", "MOSCOW", "Kazan", "omsk\t", "", "  ", None, "Ünïcode 🚀",
-                                   "'; drop table x; --"]), st.text(max_size=12))
-numbers = st.one_of(st.integers(-5, 12).map(str), st.sampled_from(["1.999", "0.00", "-2.50", "12,50", "NaN",
-                                                                    "Infinity", "1e3", "", None, "9999999999.99"]),
-                    st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999.99"), places=2).map(str))
+names = st.one_of(
+    st.sampled_from([" moscow ", "MOSCOW", "Kazan", "omsk\t", "", "  ", None, "Ünïcode 🚀", "'; drop table x; --"]),
+    st.text(max_size=12),
+)
+numbers = st.one_of(
+    st.integers(-5, 12).map(str),
+    st.sampled_from(["1.999", "0.00", "-2.50", "12,50", "NaN", "Infinity", "1e3", "", None, "9999999999.99"]),
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999.99"), places=2).map(str),
+)
 stamps = st.one_of(
     st.datetimes(min_value=datetime(2025, 11, 1), max_value=datetime(2026, 12, 31)).map(
-        lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
-    st.sampled_from(["2026-11-29 23:59:59", "2026-11-30 00:00:00", "31/02/2026", "2026-02-30 10:00:00", "", None,
-                     "2026-06-01T10:00:00", "2026-06-01"]))
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S")
+    ),
+    st.sampled_from(
+        [
+            "2026-11-29 23:59:59",
+            "2026-11-30 00:00:00",
+            "31/02/2026",
+            "2026-02-30 10:00:00",
+            "",
+            None,
+            "2026-06-01T10:00:00",
+            "2026-06-01",
+        ]
+    ),
+)
 line = st.tuples(ids, ids, ids, names, names, names, numbers, numbers, numbers, stamps)
 SCHEMA = ", ".join(f"{c} string" for c in RAW_COLUMNS)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(st.lists(line, min_size=1, max_size=40))
 def test_cleaning_properties(spark, lines):
     raw = spark.createDataFrame(lines, SCHEMA)
@@ -40,8 +57,16 @@ def test_cleaning_properties(spark, lines):
     end = datetime.combine(RUN_DATE + timedelta(days=1), datetime.min.time())
     assert len({r["sale_id"] for r in kept}) == len(kept)
     for r in kept:
-        assert None not in (r["sale_id"], r["order_id"], r["product"], r["region"], r["quantity"],
-                            r["unit_price"], r["amount"], r["sale_ts"])
+        assert None not in (
+            r["sale_id"],
+            r["order_id"],
+            r["product"],
+            r["region"],
+            r["quantity"],
+            r["unit_price"],
+            r["amount"],
+            r["sale_ts"],
+        )
         assert r["quantity"] > 0 and r["unit_price"] > 0
         assert abs(r["amount"] - r["quantity"] * r["unit_price"]) <= Decimal("0.01")
         assert r["sale_ts"] < end

@@ -5,9 +5,9 @@ from datetime import date, datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 
+from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS, canonical_case
 from sales_assets.transforms.clean import classify_sales, cleaned_lines
 from sales_assets.transforms.generate import build_pools, generate_raw_sales
-from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS, canonical_case
 from sales_assets_tests.conftest import cleaning_counts
 
 RUN_DATE = date(2026, 11, 29)
@@ -25,8 +25,9 @@ def test_exact_row_count_and_text_columns(raw):
 
 
 def test_same_seed_same_rows_other_seed_other_rows(spark, raw):
-    again = generate_raw_sales(spark, rows=4000, seed=7, run_date=RUN_DATE, dirty_fraction=0.1,
-                               num_partitions=3)  # partitioning does not matter
+    again = generate_raw_sales(
+        spark, rows=4000, seed=7, run_date=RUN_DATE, dirty_fraction=0.1, num_partitions=3
+    )  # partitioning does not matter
     assert again.exceptAll(raw).count() == 0 and raw.exceptAll(again).count() == 0
     other = generate_raw_sales(spark, rows=4000, seed=8, run_date=RUN_DATE, dirty_fraction=0.1)
     assert other.exceptAll(raw).count() > 3000
@@ -73,8 +74,9 @@ def test_pools_are_seeded_and_already_canonical():
     assert all(canonical_case(n) == n for n in pools.products + pools.regions)
 
 
-@pytest.mark.parametrize("kwargs", [{"rows": 0}, {"rows": -5}, {"rows": 10, "days": 0},
-                                    {"rows": 10, "dirty_fraction": 1.5}])
+@pytest.mark.parametrize(
+    "kwargs", [{"rows": 0}, {"rows": -5}, {"rows": 10, "days": 0}, {"rows": 10, "dirty_fraction": 1.5}]
+)
 def test_bad_parameters_are_errors(spark, kwargs):
     with pytest.raises(ValueError):
         generate_raw_sales(spark, seed=1, run_date=RUN_DATE, **{"rows": 10, **kwargs})

@@ -12,13 +12,16 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sales_assets.transforms.ingest import count_source_records, read_raw_file
 from sales_assets.contract import RAW_COLUMNS
+from sales_assets.transforms.ingest import count_source_records, read_raw_file
 
-AWKWARD = list('ab ,"\\;\n\r\t\'') + ["\u00a0", "\u2003", "\u3000", "\u2028", "\u0085", "é", "🚀", "\ufeff"]
-fields = st.text(alphabet=st.one_of(st.sampled_from(AWKWARD),
-                                    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
-                 max_size=10)
+AWKWARD = list("ab ,\"\\;\n\r\t'") + ["\u00a0", "\u2003", "\u3000", "\u2028", "\u0085", "é", "🚀", "\ufeff"]
+fields = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(AWKWARD), st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+    ),
+    max_size=10,
+)
 records = st.lists(st.lists(fields, min_size=len(RAW_COLUMNS), max_size=len(RAW_COLUMNS)), min_size=1, max_size=6)
 
 
@@ -35,8 +38,9 @@ def csv_bytes(rows: list[list[str]], terminator: str, bom: bool, quote_all: bool
     return (("\ufeff" if bom else "") + terminator.join(lines) + terminator).encode("utf-8")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(rows=records, terminator=st.sampled_from(["\r\n", "\n"]), bom=st.booleans(), quote_all=st.booleans())
 def test_the_reader_reads_what_pythons_csv_module_reads(spark, rows, terminator, bom, quote_all):
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,7 +50,8 @@ def test_the_reader_reads_what_pythons_csv_module_reads(spark, rows, terminator,
             expected = [tuple(r) for r in list(csv.reader(f))[1:]]
         if terminator == "\r\n":
             expected = [tuple(v.replace("\r\n", "\n") for v in r) for r in expected]
-        got = [tuple("" if v is None else v for v in r)
-               for r in read_raw_file(spark, str(path)).collect()]  # a few rows
+        got = [
+            tuple("" if v is None else v for v in r) for r in read_raw_file(spark, str(path)).collect()
+        ]  # a few rows
         assert got == expected
         assert count_source_records(spark, str(path)) == len(expected)
