@@ -12,6 +12,7 @@ import sales_assets.io_managers.postgres as pg_io
 from sales_assets.contract import CLEANED_SALES
 from sales_assets.pg_transfer import replace_table
 
+pytestmark = pytest.mark.integration
 TEST_TABLE = replace(CLEANED_SALES, schema="io_manager_test")
 ROWS = [
     (
