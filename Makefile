@@ -22,7 +22,7 @@ test: $(VENV)/.installed ## the whole suite, against real PostgreSQL and the rea
 	$(PY) -m pytest -m "not ui" $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed ## the unit tier (transforms, URLs, settings, definitions), under 2 minutes
-	$(PY) -m pytest -m "not integration and not ui" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not integration and not ui" --hypothesis-profile=fast $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff: lint, and the formatting check
 	$(VENV)/bin/ruff check .

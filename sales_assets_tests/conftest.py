@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from dagster import instance_for_test
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from sales_assets.definitions import build_definitions, clickhouse_resource, postgres_resource
 from sales_assets.dev.embedded_postgres import EmbeddedPostgres
@@ -19,6 +21,16 @@ from sales_assets.settings import Settings
 # What the tests' settings never take from a developer's environment: their own data directory and
 # databases, and the run config's defaults (an exported SALES_SOURCE_PATH would make every run
 # ingest that file instead of generating).
+# Property tests run one small Spark job per example: `make test` tries 30 examples of each,
+# `make test-fast` (--hypothesis-profile=fast) 8, to stay a quick tier.
+_SPARK_EXAMPLES = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+hypothesis_settings.register_profile("full", max_examples=30, **_SPARK_EXAMPLES)
+hypothesis_settings.register_profile("fast", max_examples=8, **_SPARK_EXAMPLES)
+hypothesis_settings.load_profile("full")
+
 TEST_ENV = {
     "SALES_DATA_DIR": "",
     "SALES_PARQUET_URI": "",

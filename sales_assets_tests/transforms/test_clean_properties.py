@@ -4,7 +4,7 @@ satisfies the contract, and cleaning is deterministic (order and partitioning do
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS
@@ -43,9 +43,6 @@ line = st.tuples(ids, ids, ids, names, names, names, numbers, numbers, numbers, 
 SCHEMA = ", ".join(f"{c} string" for c in RAW_COLUMNS)
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
 @given(st.lists(line, min_size=1, max_size=40))
 def test_cleaning_properties(spark, lines):
     raw = spark.createDataFrame(lines, SCHEMA)

@@ -9,7 +9,7 @@ import csv
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sales_assets.contract import RAW_COLUMNS
@@ -38,9 +38,6 @@ def csv_bytes(rows: list[list[str]], terminator: str, bom: bool, quote_all: bool
     return (("\ufeff" if bom else "") + terminator.join(lines) + terminator).encode("utf-8")
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
 @given(rows=records, terminator=st.sampled_from(["\r\n", "\n"]), bom=st.booleans(), quote_all=st.booleans())
 def test_the_reader_reads_what_pythons_csv_module_reads(spark, rows, terminator, bom, quote_all):
     with tempfile.TemporaryDirectory() as tmp:
