@@ -6,6 +6,11 @@ data path). So a run takes a PostgreSQL session advisory lock when its resources
 it until it ends; a second run waits for it (queues) and fails with a clear message after
 `wait_timeout_s`. The lock lives in the database connection: if the process dies, PostgreSQL
 releases it, so a crash never leaves a stale lock behind.
+
+Who requires it: the I/O managers (every write) and the ClickHouse resource. The definitions build
+it with `configure_at_launch()`, so that all of them share the one top-level lock: Dagster sets up a
+fully configured resource nested in another anew, inside it, and a second lock would wait forever
+for the first.
 """
 
 import time
