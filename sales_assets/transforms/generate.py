@@ -16,7 +16,7 @@ from faker import Faker
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sales_assets.contract import RAW_COLUMNS, TIMESTAMP_FORMAT, canonical_case
+from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS, TIMESTAMP_FORMAT, canonical_case
 from sales_assets.transforms.sql import sql_literal
 
 # category -> (price tier low, high, product nouns)
@@ -38,16 +38,9 @@ WEEKDAY_WEIGHTS = (0.9, 0.9, 0.95, 1.0, 1.15, 1.35, 1.25)  # Mon..Sun
 HOUR_WEIGHTS = (1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 4, 5, 5.5, 6, 6, 5.5, 5, 5.5, 6.5, 7.5, 7.5, 6.5, 5, 3, 2)
 DISCOUNTS = (Decimal("1.00"), Decimal("1.00"), Decimal("1.00"), Decimal("0.95"), Decimal("0.90"))
 
-# Kinds of dirty line, each about equally likely among the dirty ones.
-DIRTY_KINDS = (
-    "missing_field",
-    "unparseable",
-    "non_positive_quantity",
-    "non_positive_price",
-    "future_date",
-    "duplicate",
-    "amount_repair",
-)
+# Kinds of dirty line, each about equally likely among the dirty ones: one per reject reason, in
+# its order (the order picks the kind of each dirty line), and a wrong amount the cleaning repairs.
+DIRTY_KINDS = (*REJECT_REASONS, "amount_repair")
 
 
 @dataclass(frozen=True)
