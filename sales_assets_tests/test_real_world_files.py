@@ -24,6 +24,13 @@ pytestmark = pytest.mark.integration
 RUN_DATE = "2026-12-01"
 TAGS = {RUN_DATE_TAG: RUN_DATE}
 HEADER = ",".join(RAW_COLUMNS)
+
+
+def csv_text(*lines: str) -> str:
+    """A CSV file's text: the header, then `lines`, each ended by a line break."""
+    return "\n".join([HEADER, *lines]) + "\n"
+
+
 D = Decimal
 
 
@@ -56,21 +63,13 @@ def pg_aggregates(pg):
 def test_standard_csv_quoting_with_a_bom_and_crlf(run_job, pg, tmp_path):
     # RFC 4180: "" is one quote, a quoted field holds commas and line breaks, a backslash is a
     # plain character; the file starts with a UTF-8 byte order mark and ends lines with CRLF
-    text = (
-        "\ufeff"
-        + HEADER
-        + "\n"
-        + "\n".join(
-            [
-                '1,10,7,"12"" Pizza",Food,Kazan,1,5.00,5.00,2026-11-01 10:00:00',
-                '2,11,7,"Multi\nLine",Food,Kazan,1,2.00,2.00,2026-11-01 10:00:00',
-                '3,12,7,"C:\\dir\\",Tools,Kazan,1,3.00,3.00,2026-11-01 10:00:00',
-                '4,13,7,"Comma, Inc",Tools,"Omsk",2,1.50,3.00,2026-11-01 10:00:00',
-                "5,14,7,Back\\slash,Tools,Omsk,1,1.00,1.00,2026-11-01 10:00:00",
-                '6,15,7,"",Tools,Omsk,1,1.00,1.00,2026-11-01 10:00:00',
-            ]
-        )
-        + "\n"
+    text = "\ufeff" + csv_text(
+        '1,10,7,"12"" Pizza",Food,Kazan,1,5.00,5.00,2026-11-01 10:00:00',
+        '2,11,7,"Multi\nLine",Food,Kazan,1,2.00,2.00,2026-11-01 10:00:00',
+        '3,12,7,"C:\\dir\\",Tools,Kazan,1,3.00,3.00,2026-11-01 10:00:00',
+        '4,13,7,"Comma, Inc",Tools,"Omsk",2,1.50,3.00,2026-11-01 10:00:00',
+        "5,14,7,Back\\slash,Tools,Omsk,1,1.00,1.00,2026-11-01 10:00:00",
+        '6,15,7,"",Tools,Omsk,1,1.00,1.00,2026-11-01 10:00:00',
     )
     result = run_job(tags=TAGS, source_path=write(tmp_path, "quoted.csv", text, newline="\r\n"))
     assert result.success
@@ -94,18 +93,11 @@ def test_standard_csv_quoting_with_a_bom_and_crlf(run_job, pg, tmp_path):
 
 
 def test_offsets_are_converted_to_the_sales_time_zone(run_job, pg, tmp_path):
-    text = (
-        HEADER
-        + "\n"
-        + "\n".join(
-            [
-                "1,10,7,Widget,Tools,Kazan,1,2.00,2.00,2026-12-01T23:30:00-05:00",  # 12-02 04:30 UTC: future
-                "2,11,7,Widget,Tools,Kazan,1,2.00,2.00,2026-12-02T01:00:00+03:00",  # 12-01 22:00 UTC: kept
-                "3,12,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-15T10:00:00Z",
-                "4,13,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-15 10:00:00",  # no offset: as it is
-            ]
-        )
-        + "\n"
+    text = csv_text(
+        "1,10,7,Widget,Tools,Kazan,1,2.00,2.00,2026-12-01T23:30:00-05:00",  # 12-02 04:30 UTC: future
+        "2,11,7,Widget,Tools,Kazan,1,2.00,2.00,2026-12-02T01:00:00+03:00",  # 12-01 22:00 UTC: kept
+        "3,12,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-15T10:00:00Z",
+        "4,13,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-15 10:00:00",  # no offset: as it is
     )
     assert run_job(tags=TAGS, source_path=write(tmp_path, "offsets.csv", text)).success
     assert cleaned(pg, "sale_id, sale_ts") == [
@@ -117,19 +109,12 @@ def test_offsets_are_converted_to_the_sales_time_zone(run_job, pg, tmp_path):
 
 
 def test_money_is_never_rounded_and_integral_quantities_are_integers(run_job, pg, tmp_path):
-    text = (
-        HEADER
-        + "\n"
-        + "\n".join(
-            [
-                "1,10,7,Widget,Tools,Kazan,1000,10.005,10005.00,2026-11-01 10:00:00",  # a third decimal
-                "2,11,7,Widget,Tools,Kazan,1,0.004,0.00,2026-11-01 10:00:00",
-                "3,12,7,Widget,Tools,Kazan,2.0,10.000,20.00,2026-11-01 10:00:00",  # pandas' float export
-                "4,13,7,Widget,Tools,Kazan,2.5,1.00,2.50,2026-11-01 10:00:00",
-                "5,14,7,Widget,Tools,Kazan,3,1.10,3.3000,2026-11-01 10:00:00",
-            ]
-        )
-        + "\n"
+    text = csv_text(
+        "1,10,7,Widget,Tools,Kazan,1000,10.005,10005.00,2026-11-01 10:00:00",  # a third decimal
+        "2,11,7,Widget,Tools,Kazan,1,0.004,0.00,2026-11-01 10:00:00",
+        "3,12,7,Widget,Tools,Kazan,2.0,10.000,20.00,2026-11-01 10:00:00",  # pandas' float export
+        "4,13,7,Widget,Tools,Kazan,2.5,1.00,2.50,2026-11-01 10:00:00",
+        "5,14,7,Widget,Tools,Kazan,3,1.10,3.3000,2026-11-01 10:00:00",
     )
     result = run_job(tags=TAGS, source_path=write(tmp_path, "precision.csv", text))
     assert result.success
@@ -143,18 +128,11 @@ def test_money_is_never_rounded_and_integral_quantities_are_integers(run_job, pg
 
 
 def test_unicode_whitespace_is_trimmed_and_collapsed_in_names(run_job, pg, ch, tmp_path):
-    text = (
-        HEADER
-        + "\n"
-        + "\n".join(
-            [
-                "1,10,7,Big Box,Tools,Epsilon,1,2.00,2.00,2026-11-01 10:00:00",
-                "2,11,7,Big\u00a0Box,Tools,Epsilon\u00a0,1,2.00,2.00,2026-11-02 10:00:00",
-                "3,12,7,big \t\u3000box,Tools,\u2003moscow,1,3.00,3.00,2026-11-03 10:00:00",
-                "4,13,7,Big Box,Tools,\u00a0\u2003,1,3.00,3.00,2026-11-03 10:00:00",  # blank region: missing
-            ]
-        )
-        + "\n"
+    text = csv_text(
+        "1,10,7,Big Box,Tools,Epsilon,1,2.00,2.00,2026-11-01 10:00:00",
+        "2,11,7,Big\u00a0Box,Tools,Epsilon\u00a0,1,2.00,2.00,2026-11-02 10:00:00",
+        "3,12,7,big \t\u3000box,Tools,\u2003moscow,1,3.00,3.00,2026-11-03 10:00:00",
+        "4,13,7,Big Box,Tools,\u00a0\u2003,1,3.00,3.00,2026-11-03 10:00:00",  # blank region: missing
     )
     assert run_job(tags=TAGS, source_path=write(tmp_path, "spaces.csv", text)).success
     assert rejected(pg) == [("4", "missing_field")]
@@ -173,17 +151,10 @@ def test_an_all_rejected_file_succeeds_and_both_databases_agree(run_job, pg, ch,
     good = HEADER + "\n1,10,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-01 10:00:00\n"
     assert run_job(tags=TAGS, source_path=write(tmp_path, "good.csv", good)).success
     assert len(ch_rows(ch, RUN_DATE)) == 3  # a snapshot to be replaced
-    bad = (
-        HEADER
-        + "\n"
-        + "\n".join(
-            [
-                "1,10,7,Widget,Tools,Kazan,0,2.00,0.00,2026-11-01 10:00:00",
-                "2,11,7,,Tools,Kazan,1,2.00,2.00,2026-11-01 10:00:00",
-                "3,12,7,Widget,Tools,Kazan,1,2.00,2.00,2027-01-01 10:00:00",
-            ]
-        )
-        + "\n"
+    bad = csv_text(
+        "1,10,7,Widget,Tools,Kazan,0,2.00,0.00,2026-11-01 10:00:00",
+        "2,11,7,,Tools,Kazan,1,2.00,2.00,2026-11-01 10:00:00",
+        "3,12,7,Widget,Tools,Kazan,1,2.00,2.00,2027-01-01 10:00:00",
     )
     path = write(tmp_path, "all_bad.csv", bad)
     for _ in range(2):  # and a re-run changes nothing
@@ -205,17 +176,10 @@ def test_an_all_rejected_file_succeeds_and_both_databases_agree(run_job, pg, ch,
 
 
 def test_dates_from_1900_load_into_clickhouse_and_earlier_ones_are_unparseable(run_job, pg, ch, tmp_path):
-    text = (
-        HEADER
-        + "\n"
-        + "\n".join(
-            [
-                "1,10,7,Widget,Tools,Kazan,1,2.00,2.00,1899-12-31 23:59:59",
-                "2,11,7,Widget,Tools,Kazan,1,2.00,2.00,1900-01-01 00:00:00",
-                "3,12,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-01 10:00:00",
-            ]
-        )
-        + "\n"
+    text = csv_text(
+        "1,10,7,Widget,Tools,Kazan,1,2.00,2.00,1899-12-31 23:59:59",
+        "2,11,7,Widget,Tools,Kazan,1,2.00,2.00,1900-01-01 00:00:00",
+        "3,12,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-01 10:00:00",
     )
     result = run_job(tags=TAGS, source_path=write(tmp_path, "old.csv", text))
     assert result.success
@@ -226,17 +190,10 @@ def test_dates_from_1900_load_into_clickhouse_and_earlier_ones_are_unparseable(r
 
 
 def test_orders_total_counts_distinct_orders_when_an_order_spans_regions(run_job, pg, tmp_path):
-    text = (
-        HEADER
-        + "\n"
-        + "\n".join(
-            [
-                "1,10,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-01 10:00:00",
-                "2,10,7,Widget,Tools,Omsk,1,3.00,3.00,2026-11-01 10:00:00",  # order 10 again, in another region
-                "3,11,7,Widget,Tools,Omsk,1,4.00,4.00,2026-11-01 10:00:00",
-            ]
-        )
-        + "\n"
+    text = csv_text(
+        "1,10,7,Widget,Tools,Kazan,1,2.00,2.00,2026-11-01 10:00:00",
+        "2,10,7,Widget,Tools,Omsk,1,3.00,3.00,2026-11-01 10:00:00",  # order 10 again, in another region
+        "3,11,7,Widget,Tools,Omsk,1,4.00,4.00,2026-11-01 10:00:00",
     )
     result = run_job(tags=TAGS, source_path=write(tmp_path, "span.csv", text))
     meta = materializations(result)["sales_aggregates"]
