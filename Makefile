@@ -41,10 +41,10 @@ ROWS ?= 1000000
 bench: $(VENV)/.installed ## benchmark at ROWS (default 1M) vs a typical per-row pipeline; writes bench/results.json
 	$(PY) bench/bench.py --rows $(ROWS) $(BENCH_ARGS)
 
-env: $(VENV)/.installed ## effective SALES_PG_URL / SALES_CH_URL, for eval
+env: $(VENV)/.installed ## effective SALES_PG_URL / SALES_CH_URL / SALES_SPARK_REMOTE, for eval
 	@$(PY) -m sales_assets env
 
-stop: $(VENV)/.installed ## stop the embedded PostgreSQL (a dev service)
+stop: $(VENV)/.installed ## stop the embedded dev services: PostgreSQL and the Spark Connect server
 	$(PY) -m sales_assets stop
 
 spark-cluster: $(VENV)/.installed ## a one-worker Spark standalone cluster on 127.0.0.1:7077

@@ -50,19 +50,24 @@ def cmd_dev(settings: Settings) -> int:
 
 
 def cmd_env(settings: Settings) -> int:
-    from sales_assets.definitions import clickhouse_resource, postgres_resource
+    from sales_assets.definitions import clickhouse_resource, postgres_resource, spark_resource
 
-    # quoted for `eval "$(make -s env)"`: URLs carry `&` between their query parameters
+    # quoted for `eval "$(make -s env)"`: URLs carry `&` and `;` between their parameters
     print(f"SALES_PG_URL={shlex.quote(postgres_resource(settings, in_definitions=False).start())}")
     print(f"SALES_CH_URL={shlex.quote(clickhouse_resource(settings, in_definitions=False).dsn)}")
+    spark = spark_resource(settings, in_definitions=False)
+    print(f"SALES_SPARK_REMOTE={shlex.quote(spark.remote or spark.embedded.url())}")
     return 0
 
 
 def cmd_stop(settings: Settings) -> int:
+    from sales_assets.definitions import spark_resource
     from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 
     stopped = EmbeddedPostgres(settings.embedded_pg_dir).stop()
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    stopped = spark_resource(settings, in_definitions=False).embedded.stop()
+    print("embedded Spark Connect server stopped" if stopped else "embedded Spark Connect server was not running")
     return 0
 
 
@@ -82,15 +87,25 @@ def cmd_spark_cluster_stop(settings: Settings) -> int:
     return 0
 
 
+def cmd_spark_connect_server(settings: Settings, host: str, port: int) -> int:
+    from sales_assets.dev.spark_connect import serve_in_foreground
+    from sales_assets.resources.spark import server_settings, spark_config
+
+    # the same static settings the embedded server gets; state and properties under the data dir
+    config = server_settings(spark_config(settings.spark_master, **settings.spark_conf))
+    serve_in_foreground(config, settings.data_dir / "spark-connect-service", host, port)
+    return 0  # not reached: the server replaced this process
+
+
 def cmd_jvm_archive(settings: Settings) -> int:
     from sales_assets.dev import jvm_archive
     from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, spark_config
 
     started = time.perf_counter()
-    # as the runs' driver, minus an archive already there: the new one records every class anew
+    # as the runs' server, minus an archive already there: the new one records every class anew
     path = jvm_archive.build(spark_config("local[2]", **{"spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS}))
     print(
-        f"JVM class archive for the Spark driver: {path} "
+        f"JVM class archive for the Spark Connect server: {path} "
         f"({path.stat().st_size >> 20} MB, built in {time.perf_counter() - started:.0f} s)"
     )
     return 0
@@ -99,10 +114,24 @@ def cmd_jvm_archive(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sales_assets")
     parser.add_argument(
-        "command", choices=["run", "dev", "env", "stop", "spark-cluster", "spark-cluster-stop", "jvm-archive"]
+        "command",
+        choices=[
+            "run",
+            "dev",
+            "env",
+            "stop",
+            "spark-cluster",
+            "spark-cluster-stop",
+            "spark-connect-server",
+            "jvm-archive",
+        ],
     )
+    parser.add_argument("--host", default="127.0.0.1", help="spark-connect-server: the address to listen on")
+    parser.add_argument("--port", type=int, default=15002, help="spark-connect-server: the port to listen on")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    if args.command == "spark-connect-server":
+        sys.exit(cmd_spark_connect_server(settings, args.host, args.port))
     commands = {
         "run": cmd_run,
         "dev": cmd_dev,

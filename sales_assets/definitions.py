@@ -38,9 +38,26 @@ def clickhouse_resource(
     return ClickHouseResource(url=url, embedded_path=str(settings.embedded_ch_path), run_lock=run_lock)
 
 
+def spark_resource(settings: Settings, in_definitions: bool = True, **fields) -> SparkResource:
+    return SparkResource(**spark_resource_fields(settings, in_definitions), **fields)
+
+
+def spark_resource_fields(settings: Settings, in_definitions: bool = True) -> dict:
+    # an endpoint URL may carry a token: an EnvVar in Definitions, like the database URLs
+    remote = settings.spark_remote and (EnvVar("SALES_SPARK_REMOTE") if in_definitions else settings.spark_remote)
+    return {
+        "spark_config": spark_config(settings.spark_master, **settings.spark_conf),
+        "remote": remote,
+        "embedded_dir": str(settings.embedded_spark_dir),
+    }
+
+
 def build_resources(settings: Settings, spark: SparkResource | None = None) -> dict:
-    """Resources for `settings`: embedded databases unless the environment names servers."""
-    spark = spark or SparkResource(spark_config=spark_config(settings.spark_master, **settings.spark_conf))
+    """Resources for `settings`: embedded services unless the environment names servers."""
+    # One Spark Connect session per run, for the assets and the I/O managers alike: configured at
+    # launch, the resource is the one top-level instance they share (like the run lock below);
+    # fully configured copies nested in the I/O managers would each open a session of their own.
+    spark = spark or SparkResource.configure_at_launch(**spark_resource_fields(settings))
     postgres = postgres_resource(settings)
     # One run at a time: the I/O managers and the ClickHouse resource require the lock. Configured
     # at launch, it is one resource that they all share (a fully configured one nested in another

@@ -36,6 +36,7 @@ class Settings:
     parquet_uri: str  # a local directory or any URI Spark writes (hdfs://, s3a://): the Parquet assets
     pg_url: str | None
     ch_url: str | None
+    spark_remote: str | None
     spark_master: str
     rows: int
     seed: int
@@ -55,6 +56,7 @@ class Settings:
             parquet_uri=env.get("SALES_PARQUET_URI") or str(data_dir / "parquet"),
             pg_url=env.get("SALES_PG_URL") or None,
             ch_url=env.get("SALES_CH_URL") or None,
+            spark_remote=env.get("SALES_SPARK_REMOTE") or None,
             spark_master=env.get("SALES_SPARK_MASTER") or "local[*]",
             rows=_int_env(env, "SALES_ROWS", 1_000_000),
             seed=_int_env(env, "SALES_SEED", 42),
@@ -71,6 +73,10 @@ class Settings:
     @property
     def embedded_ch_path(self) -> Path:
         return self.data_dir / "clickhouse"
+
+    @property
+    def embedded_spark_dir(self) -> Path:
+        return self.data_dir / "spark-connect"
 
     @property
     def dagster_home(self) -> Path:

@@ -14,7 +14,7 @@ def _metadata(result) -> dict[str, dict]:
 
 
 def print_summary(result, instance, settings, wall_seconds: float) -> None:
-    from sales_assets.definitions import clickhouse_resource, postgres_resource
+    from sales_assets.definitions import clickhouse_resource, postgres_resource, spark_resource
 
     meta = _metadata(result)
     print()
@@ -58,6 +58,11 @@ def print_summary(result, instance, settings, wall_seconds: float) -> None:
         finally:
             clickhouse.close()
         print(f"  revenue total   PostgreSQL {pg_total}   ClickHouse {ch_total}   (import_date {import_date})")
+    spark = spark_resource(settings, in_definitions=False)
+    if spark.remote:
+        print(f"  Spark Connect   {spark.location}")
+    elif server := spark.embedded.running():
+        print(f"  Spark Connect   {server.location} (embedded, kept running; make stop)   web UI {server.ui_url}")
     stats = [s for s in instance.get_run_step_stats(result.run_id) if s.end_time and s.start_time]
     if stats:
         print("  seconds per step:")

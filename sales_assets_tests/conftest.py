@@ -14,8 +14,10 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from sales_assets.definitions import build_definitions, clickhouse_resource, postgres_resource
+from sales_assets.definitions import spark_resource as spark_resource_for
 from sales_assets.dev.embedded_postgres import EmbeddedPostgres
-from sales_assets.resources.spark import SparkResource, spark_config
+from sales_assets.dev.spark_connect import EmbeddedSparkConnect
+from sales_assets.resources.spark import SparkResource
 from sales_assets.settings import Settings
 
 # What the tests' settings never take from a developer's environment: their own data directory and
@@ -39,6 +41,9 @@ TEST_ENV = {
     "SALES_SOURCE_PATH": "",
     "SALES_ROWS": "",
     "SALES_SEED": "",
+    "SALES_SPARK_REMOTE": "",  # the suite's own embedded Spark Connect server, under its data dir
+    "SALES_SPARK_MASTER": "local[2]",
+    "SALES_SPARK_CONF": "spark.sql.shuffle.partitions=2 spark.driver.memory=1g",
 }
 
 
@@ -50,6 +55,7 @@ def data_dir():
     root.chmod(0o755)
     yield root
     EmbeddedPostgres(root / "postgres").stop()
+    EmbeddedSparkConnect(root / "spark-connect", {}).stop()
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -60,11 +66,11 @@ def settings(data_dir) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def spark_resource() -> SparkResource:
-    resource = SparkResource(
-        spark_config=spark_config("local[2]", **{"spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g"}),
-        stop_on_teardown=False,  # one session for the whole test session
-    )
+def spark_resource(settings) -> SparkResource:
+    """The path users take: a Spark Connect session to the embedded server (the suite's own, under
+    its data directory), one session for the whole test session."""
+    resource = spark_resource_for(settings, stop_on_teardown=False)
+    resource.spark_session  # noqa: B018 - connects now: the server runs before any test asks for it
     yield resource
     resource.spark_session.stop()
 

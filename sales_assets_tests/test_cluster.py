@@ -1,5 +1,6 @@
-"""The same graph on a Spark standalone cluster (executors in a JVM of their own, started from the
-installed pyspark distribution) gives exactly the tables local mode gives."""
+"""The same graph on a Spark standalone cluster (the embedded Spark Connect server's master; executors
+in a JVM of their own, started from the installed pyspark distribution) gives exactly the tables
+local mode gives."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from sales_assets.contract import PG_TABLES
 from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 from sales_assets.dev.spark_cluster import LocalCluster
+from sales_assets.dev.spark_connect import EmbeddedSparkConnect
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -46,6 +48,7 @@ def _run(data_dir: Path, master: str) -> None:
         "SALES_PG_URL": "",
         "SALES_CH_URL": "",
         "SALES_SOURCE_PATH": "",
+        "SALES_SPARK_REMOTE": "",  # each run dir's own embedded Spark Connect server, with that master
     }
     done = subprocess.run(
         [sys.executable, "-m", "sales_assets", "run"], env=env, capture_output=True, text=True, timeout=600
@@ -89,6 +92,7 @@ def two_runs():
         cluster.stop()
         for d in (local_dir, cluster_dir):
             EmbeddedPostgres(d / "postgres").stop()
+            EmbeddedSparkConnect(d / "spark-connect", {}).stop()
 
 
 def test_the_cluster_ran_the_job_on_its_executors(two_runs):

@@ -16,6 +16,7 @@ import pytest
 from dagster import DagsterRunStatus
 
 from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+from sales_assets.dev.spark_connect import EmbeddedSparkConnect
 from sales_assets.resources.run_lock import APPLICATION_NAME, LOCK_NAME
 from sales_assets_tests.conftest import query, run_config
 
@@ -119,6 +120,7 @@ def _env(data_dir: Path, rows: int, seed: int) -> dict:
         "SALES_PG_URL": "",
         "SALES_CH_URL": "",
         "SALES_SOURCE_PATH": "",
+        "SALES_SPARK_REMOTE": "",
     }
 
 
@@ -127,7 +129,7 @@ def test_two_processes_started_together_both_succeed_one_after_the_other_without
     embedded ClickHouse path (chdb: one process at a time): the run lock serializes them."""
     data_dir = Path(tempfile.mkdtemp(prefix="sales_concurrency_test_"))
     data_dir.chmod(0o755)
-    EmbeddedPostgres(data_dir / "postgres").url()  # one server for both, already up
+    EmbeddedPostgres(data_dir / "postgres").url()  # one server for both, already up (Spark's is not)
     run = [sys.executable, "-m", "sales_assets", "run"]
     try:
         procs = {
@@ -140,6 +142,16 @@ def test_two_processes_started_together_both_succeed_one_after_the_other_without
         for rows, proc in procs.items():
             assert proc.returncode == 0, outputs[rows][-3000:]
         assert any("waiting for another materialization to finish" in out for out in outputs.values())
+        # both started the embedded Spark Connect server at the same moment, and got the same one
+        spark_lines = {
+            line.split("(")[0].strip()
+            for out in outputs.values()
+            for line in out.splitlines()
+            if line.strip().startswith("Spark Connect ")
+        }
+        assert len(spark_lines) == 1, spark_lines
+        servers = subprocess.run(["pgrep", "-f", str(data_dir / "spark-connect")], capture_output=True, text=True)
+        assert len(servers.stdout.split()) == 1
         with psycopg.connect(EmbeddedPostgres(data_dir / "postgres").url()) as conn:
             cleaned, rejected = (
                 conn.execute(f"select count(*) from sales.{t}").fetchone()[0]
@@ -163,3 +175,4 @@ def test_two_processes_started_together_both_succeed_one_after_the_other_without
         assert (ch_lines, ch_revenue) == (cleaned, revenue)
     finally:
         EmbeddedPostgres(data_dir / "postgres").stop()
+        EmbeddedSparkConnect(data_dir / "spark-connect", {}).stop()

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import AssetKey, build_schedule_context
 
-from sales_assets.definitions import build_definitions, build_resources
+from sales_assets.definitions import build_definitions, spark_resource
 from sales_assets.jobs import DAILY_SCHEDULE, SALES_JOB
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.settings import Settings
@@ -90,18 +90,18 @@ def test_default_settings_match_the_contract():
         "0 2 * * *",
         "UTC",
     )
-    assert s.pg_url is None and s.ch_url is None and s.source_path is None
+    assert s.pg_url is None and s.ch_url is None and s.source_path is None and s.spark_remote is None
     assert str(s.data_dir).endswith(".data")
 
 
 def test_spark_settings_from_the_environment_go_over_the_defaults():
-    default = build_resources(Settings.from_env({}))["spark"].spark_config
-    assert default["spark.ui.enabled"] == "false"  # ~1 s of every driver start
+    default = spark_resource(Settings.from_env({})).spark_config
+    assert default["spark.ui.enabled"] == "true"  # the server starts once: its UI costs no run anything
     settings = Settings.from_env(
-        {"SALES_SPARK_CONF": "spark.ui.enabled=true spark.driver.extraJavaOptions='-Xss4m -Dsales=1'"}
+        {"SALES_SPARK_CONF": "spark.ui.enabled=false spark.driver.extraJavaOptions='-Xss4m -Dsales=1'"}
     )
-    config = build_resources(settings)["spark"].spark_config
-    assert config["spark.ui.enabled"] == "true"
+    config = spark_resource(settings).spark_config
+    assert config["spark.ui.enabled"] == "false"
     assert config["spark.driver.extraJavaOptions"] == "-Xss4m -Dsales=1"
     assert config["spark.master"] == default["spark.master"]
     with pytest.raises(ValueError, match="spark.key=value"):

@@ -69,7 +69,14 @@ def test_dagster_storage_on_real_postgres(pg, defs, data_dir, monkeypatch):
 
 def test_compose_services_images_and_ports():
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "clickhouse", "dagster-user-code", "dagster-webserver", "dagster-daemon"}
+    assert set(services) == {
+        "postgres",
+        "clickhouse",
+        "spark",
+        "dagster-user-code",
+        "dagster-webserver",
+        "dagster-daemon",
+    }
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
     assert "3000:3000" in services["dagster-webserver"]["ports"]
@@ -86,6 +93,20 @@ def test_compose_wires_the_project_env_to_the_servers():
         )
         assert "@clickhouse:8123/sales" in env["SALES_CH_URL"] and env["SALES_CH_URL"].startswith("http://")
         assert env["DAGSTER_PG_HOST"] == "postgres" and env["DAGSTER_HOME"] == "/opt/dagster/home"
+        assert env["SALES_SPARK_REMOTE"] == "sc://spark:15002"
+
+
+def test_compose_runs_spark_connect_as_a_service_and_dagster_without_java():
+    services = COMPOSE["services"]
+    spark = services["spark"]
+    assert spark["build"]["target"] == "spark"
+    assert spark["command"][:4] == ["python", "-m", "sales_assets", "spark-connect-server"]
+    assert spark["command"][spark["command"].index("--port") + 1] == "15002"
+    assert "15002" not in " ".join(spark.get("ports", []))  # the compose network only
+    assert "sales-data:/data" in spark["volumes"]  # Parquet is written where the runs read it
+    assert services["dagster-user-code"]["depends_on"]["spark"]["condition"] == "service_healthy"
+    for name in ("dagster-user-code", "dagster-webserver", "dagster-daemon"):
+        assert services[name]["build"]["target"] == "app"
 
 
 def test_compose_health_checks_dependencies_and_volumes():
@@ -110,12 +131,13 @@ def test_no_secret_is_committed_in_the_deployment_files():
     assert ".env" in (PROJECT / ".gitignore").read_text().split()
 
 
-def test_dockerfile_has_java_17_and_installs_the_package():
+def test_dockerfile_builds_an_app_image_and_a_spark_image_with_java_17():
     text = (PROJECT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.1[1-9]", text, re.M)
-    assert "openjdk-17-jre-headless" in text
-    assert "pip install" in text and "COPY sales_assets" in text
-    assert "docker/dagster.yaml" in text
+    app, spark = text.split("\nFROM app AS spark")
+    assert re.search(r"^FROM python:3\.1[1-9][^ ]* AS app$", app, re.M)
+    assert "pip install" in app and "COPY sales_assets" in app and "docker/dagster.yaml" in app
+    assert "openjdk" not in app  # Dagster's processes need no JVM: Spark is a service
+    assert "openjdk-17-jre-headless" in spark
 
 
 def test_docker_workspace_points_at_the_grpc_server():

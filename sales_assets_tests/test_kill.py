@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+from sales_assets.dev.spark_connect import EmbeddedSparkConnect
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +30,7 @@ def _env(data_dir: Path, rows: int) -> dict:
         "SALES_PG_URL": "",
         "SALES_CH_URL": "",
         "SALES_SOURCE_PATH": "",
+        "SALES_SPARK_REMOTE": "",  # the data directory's own embedded Spark Connect server
     }
 
 
@@ -65,3 +67,40 @@ def test_sigkill_during_the_load_leaves_old_or_new_tables_and_the_next_run_recov
         assert _counts(data_dir) == (old[0], old[1], 0)  # recovered, staging leftovers dropped
     finally:
         EmbeddedPostgres(data_dir / "postgres").stop()
+        EmbeddedSparkConnect(data_dir / "spark-connect", {}).stop()
+
+
+def test_sigkill_of_the_spark_server_mid_load_fails_the_run_clearly_and_the_next_run_starts_a_new_one():
+    data_dir = Path(tempfile.mkdtemp(prefix="sales_server_kill_test_"))
+    data_dir.chmod(0o755)
+    run = [sys.executable, "-m", "sales_assets", "run"]
+    server = EmbeddedSparkConnect(data_dir / "spark-connect", {})
+    try:
+        subprocess.run(run, env=_env(data_dir, 2000), capture_output=True, timeout=600, check=True)
+        old = _counts(data_dir)
+        killed = server.running()
+        log = data_dir / "killed.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(run, env=_env(data_dir, 400_000), stdout=out, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 300
+            while _counts(data_dir)[2] < 2 and time.monotonic() < deadline:  # both staging tables exist
+                time.sleep(0.1)
+            assert proc.poll() is None, "the run ended before its load began"
+            time.sleep(1)  # the tasks' COPYs are streaming
+            os.kill(killed.pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            assert proc.wait(timeout=120) == 1
+            seconds_to_fail = time.monotonic() - killed_at
+        text = log.read_text()
+        assert "clean_sales - STEP_SUCCESS" not in text, "the kill came too late to test anything"
+        assert "FAILURE" in text and "failed step clean_sales: " in text
+        assert f"the Spark Connect server at {killed.location} stopped answering" in text
+        assert seconds_to_fail < 60, seconds_to_fail  # fails at once: no retries against a dead server
+        assert _counts(data_dir)[:2] == old[:2]  # the old tables, whole
+        again = subprocess.run(run, env=_env(data_dir, 2000), capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stdout[-3000:]
+        assert server.running().pid != killed.pid  # a fresh server
+        assert _counts(data_dir) == (old[0], old[1], 0)
+    finally:
+        EmbeddedPostgres(data_dir / "postgres").stop()
+        server.stop()

@@ -45,18 +45,20 @@ def ch_rows(ch, import_date: str) -> list[tuple]:
     )
 
 
-def persisted_rdds(spark) -> set[int]:
-    return set(spark.sparkContext._jsc.getPersistentRDDs().keySet())
+def cached_rdds(spark_resource) -> set[int]:
+    """Ids of what the Spark server holds cached, from its monitoring API (a Spark Connect client
+    cannot see the server's cache)."""
+    return {rdd["id"] for rdd in spark_resource.embedded.running().monitoring("storage/rdd")}
 
 
 @pytest.fixture(scope="module")
-def first_run_and_cache(run_job, spark):
-    """The run's result, and the ids of the cached Spark RDDs the run left in the session. (Ids,
-    not a count: Spark's cleaner may release an earlier test's RDD while the run goes on.)"""
-    before = persisted_rdds(spark)
+def first_run_and_cache(run_job, spark_resource):
+    """The run's result, and the ids of the cached data the run left on the long-lived server.
+    (Ids, not a count: Spark's cleaner may release an earlier test's data while the run goes on.)"""
+    before = cached_rdds(spark_resource)
     result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=ROWS, seed=11, dirty_fraction=0.05)
     assert result.success
-    return result, persisted_rdds(spark) - before
+    return result, cached_rdds(spark_resource) - before
 
 
 @pytest.fixture(scope="module")

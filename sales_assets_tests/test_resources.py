@@ -1,21 +1,23 @@
 """URL handling, the embedded server, and secrets kept out of what users see."""
 
-import os
-import stat
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from sales_assets.definitions import build_definitions
 from sales_assets.dev import jvm_archive
+from sales_assets.dev.spark_connect import EmbeddedSparkConnect
 from sales_assets.resources.clickhouse import ClickHouseResource
 from sales_assets.resources.postgres import PostgresConnectionError, PostgresResource
 from sales_assets.resources.run_lock import RunLockResource
-from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, spark_config
+from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, server_settings, spark_config
 from sales_assets.settings import Settings
 from sales_assets.urls import BadUrlError, check_url, location, redact
+from sales_assets_tests.conftest import TEST_ENV
 
 NO_LOCK = RunLockResource(postgres=PostgresResource())  # taken only when a run sets it up
 
@@ -78,29 +80,37 @@ def test_clickhouse_dsn_defaults_to_the_in_process_engine(tmp_path):
         _ = ClickHouseResource(url="ftp://h/db", run_lock=NO_LOCK).dsn
 
 
-def test_make_env_prints_effective_urls(settings, pg):
-    env = {"SALES_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
+def test_make_env_prints_effective_urls(settings, pg, spark_resource):
+    env = {**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-m", "sales_assets", "env"], env=env, capture_output=True, text=True, timeout=120, check=True
     ).stdout.splitlines()
-    assert out == [f"SALES_PG_URL={pg.dsn}", f"SALES_CH_URL=chdb://{settings.embedded_ch_path}"]
+    spark_url = spark_resource.embedded.url()  # the suite's running server: same settings, same URL
+    assert spark_url.startswith("sc://localhost:") and ";token=" in spark_url
+    assert out == [
+        f"SALES_PG_URL={pg.dsn}",
+        f"SALES_CH_URL=chdb://{settings.embedded_ch_path}",
+        f"SALES_SPARK_REMOTE={shlex.quote(spark_url)}",
+    ]
 
 
 def test_make_env_output_survives_eval_with_query_strings(settings):
     pg_url = "postgresql://u:p@db.example:5432/sales?sslmode=require&application_name=sales assets"
     ch_url = "https://u:p@ch.example:8443/sales?verify=false&compress=true"
+    spark_url = "sc://spark.example:15002/;token=s3cret;user_id=etl"
     env = {
         "SALES_DATA_DIR": str(settings.data_dir),
         "SALES_PG_URL": pg_url,
         "SALES_CH_URL": ch_url,
+        "SALES_SPARK_REMOTE": spark_url,
         "PATH": "/usr/bin:/bin",
     }
     script = (
-        f'out="$({sys.executable} -m sales_assets env)"; unset SALES_PG_URL SALES_CH_URL; '
-        'eval "$out"; printf "%s\\n%s" "$SALES_PG_URL" "$SALES_CH_URL"'
+        f'out="$({sys.executable} -m sales_assets env)"; unset SALES_PG_URL SALES_CH_URL SALES_SPARK_REMOTE; '
+        'eval "$out"; printf "%s\\n%s\\n%s" "$SALES_PG_URL" "$SALES_CH_URL" "$SALES_SPARK_REMOTE"'
     )
     out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.splitlines() == [pg_url, ch_url], out.stderr
+    assert out.stdout.splitlines() == [pg_url, ch_url, spark_url], out.stderr
 
 
 def test_wrong_password_is_one_clear_error_without_the_password(pg):
@@ -122,18 +132,14 @@ def test_spark_config_uses_the_class_archive_only_when_it_exists(tmp_path):
     assert f"-XX:SharedArchiveFile={archive}" in jvm_archive.java_options(archive)
 
 
-def test_the_driver_jvm_runs_with_the_projects_gc_and_jit_settings(spark):
-    """Every run's driver (the tests' session is configured like a run's) uses the parallel
-    collector and the smaller inlining limits, not the JVM's defaults: together ~15% of a whole
-    run on 2 cores (see DRIVER_JAVA_OPTIONS)."""
-    jvm = spark.sparkContext._jvm
-    management = jvm.java.lang.management.ManagementFactory
-    assert sorted(bean.getName() for bean in management.getGarbageCollectorMXBeans()) == ["PS MarkSweep", "PS Scavenge"]
-    hotspot = management.getPlatformMXBean(jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
-    flags = {
-        name: hotspot.getVMOption(name).getValue() for name in ("FreqInlineSize", "InlineSmallCode", "MetaspaceSize")
-    }
-    assert flags == {"FreqInlineSize": "100", "InlineSmallCode": "1000", "MetaspaceSize": str(512 * 2**20)}
+def test_the_spark_server_jvm_runs_with_the_projects_gc_and_jit_settings(spark_resource):
+    """The embedded Spark Connect server (the tests' is configured like a run's) runs with the
+    parallel collector and the smaller inlining limits, not the JVM's defaults: together ~15% of a
+    whole run on 2 cores (see DRIVER_JAVA_OPTIONS)."""
+    server = spark_resource.embedded.running()
+    java_args = Path(f"/proc/{server.pid}/cmdline").read_bytes().decode().split("\0")
+    assert Path(java_args[0]).name == "java"
+    assert set(DRIVER_JAVA_OPTIONS.split()) <= set(java_args)
 
 
 def test_arrow_batches_to_python_are_not_sized_row_by_row(spark):
@@ -145,45 +151,19 @@ def test_arrow_batches_to_python_are_not_sized_row_by_row(spark):
 
 
 @pytest.mark.integration
-def test_a_spark_driver_can_map_the_class_archive(tmp_path):
-    """The archive `make` builds on install (built here when missing) really serves a Spark driver:
-    with -Xshare:on the JVM refuses to start, rather than fall back, if it cannot map it."""
-    config = spark_config("local[2]", **{"spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS})
+def test_a_spark_server_maps_the_class_archive(tmp_path):
+    """The archive `make` builds on install (built here when missing) really serves the Spark
+    Connect server: with -Xshare:on a JVM refuses to start, rather than fall back, if it cannot
+    map it; and the running JVM has it mapped."""
+    config = spark_config("local[1]", **{"spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS})
     archive = (
         jvm_archive.ARCHIVE if jvm_archive.ARCHIVE.is_file() else jvm_archive.build(config, tmp_path / "spark.jsa")
     )
-    script = (
-        "import os, sys\n"
-        "os.environ['PYSPARK_PYTHON'] = sys.executable\n"
-        "from pyspark.sql import SparkSession\n"
-        "spark = (SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')\n"
-        f"         .config('spark.driver.extraJavaOptions',\n"
-        f"                 '{DRIVER_JAVA_OPTIONS} -XX:SharedArchiveFile={archive} -Xshare:on')\n"
-        "         .getOrCreate())\n"
-        "print('rows', spark.range(7).count())\n"
-        "spark.stop()\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "rows 7" in done.stdout
-
-
-def test_embedded_password_files_are_owner_only_from_creation(tmp_path, pg, settings):
-    from sales_assets.dev.embedded_postgres import _write_secret
-
-    target = tmp_path / "password"
-    target.write_text("old\n")
-    target.chmod(0o644)
-    previous = os.umask(0)  # the widest a caller's umask could be
+    config["spark.driver.extraJavaOptions"] = f"{DRIVER_JAVA_OPTIONS} -XX:SharedArchiveFile={archive} -Xshare:on"
+    server = EmbeddedSparkConnect(tmp_path / "server", server_settings(config))
     try:
-        _write_secret(target, "new\n")
+        server.url()
+        state = server.running()
+        assert str(archive) in Path(f"/proc/{state.pid}/maps").read_text()
     finally:
-        os.umask(previous)
-    assert target.read_text() == "new\n" and stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert stat.S_IMODE((settings.embedded_pg_dir / "password").stat().st_mode) == 0o600
+        server.stop()

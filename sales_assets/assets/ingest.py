@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, Config, Output, ass
 from pydantic import Field
 from pyspark.sql import DataFrame
 
-from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once
+from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once, lost_spark_server_fails_at_once
 from sales_assets.resources.run_date import RunDateResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.settings import Settings
@@ -57,7 +57,8 @@ def build_raw_sales(settings: Settings) -> AssetsDefinition:
         context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource, run_date: RunDateResource
     ) -> Output[DataFrame]:
         day = run_date.for_run(context)
-        with bad_data_fails_at_once(ValueError):  # SourceFileError, missing columns, bad parameters
+        # SourceFileError, missing columns, bad parameters; a server gone
+        with bad_data_fails_at_once(ValueError), lost_spark_server_fails_at_once(spark):
             if config.source_path:
                 frame = read_raw_file(spark.spark_session, config.source_path)
                 source = config.source_path

