@@ -42,6 +42,18 @@ def _counts(data_dir: Path) -> tuple:
     return cleaned, rejected, stages
 
 
+def _a_big_run_in_its_load(data_dir: Path, out) -> subprocess.Popen:
+    """`make run` of 400,000 lines, returned once its COPYs into both staging tables stream."""
+    run = [sys.executable, "-m", "sales_assets", "run"]
+    proc = subprocess.Popen(run, env=_env(data_dir, 400_000), stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while _counts(data_dir)[2] < 2 and time.monotonic() < deadline:  # both staging tables exist
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before its load began"
+    time.sleep(1)  # the tasks' COPYs are streaming: 400,000 lines take several seconds
+    return proc
+
+
 def test_sigkill_during_the_load_leaves_old_or_new_tables_and_the_next_run_recovers():
     data_dir = Path(tempfile.mkdtemp(prefix="sales_kill_test_"))
     data_dir.chmod(0o755)
@@ -52,12 +64,7 @@ def test_sigkill_during_the_load_leaves_old_or_new_tables_and_the_next_run_recov
         assert old[0] + old[1] == 2000
         log = data_dir / "killed.log"
         with open(log, "w") as out:
-            proc = subprocess.Popen(run, env=_env(data_dir, 400_000), stdout=out, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 300
-            while _counts(data_dir)[2] < 2 and time.monotonic() < deadline:  # both staging tables exist
-                time.sleep(0.1)
-            assert proc.poll() is None, "the run ended before its load began"
-            time.sleep(1)  # the tasks' COPYs are streaming: 400,000 lines take several seconds
+            proc = _a_big_run_in_its_load(data_dir, out)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=60)
         assert "clean_sales - STEP_SUCCESS" not in log.read_text(), "the kill came too late to test anything"
@@ -81,12 +88,7 @@ def test_sigkill_of_the_spark_server_mid_load_fails_the_run_clearly_and_the_next
         killed = server.running()
         log = data_dir / "killed.log"
         with open(log, "w") as out:
-            proc = subprocess.Popen(run, env=_env(data_dir, 400_000), stdout=out, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 300
-            while _counts(data_dir)[2] < 2 and time.monotonic() < deadline:  # both staging tables exist
-                time.sleep(0.1)
-            assert proc.poll() is None, "the run ended before its load began"
-            time.sleep(1)  # the tasks' COPYs are streaming
+            proc = _a_big_run_in_its_load(data_dir, out)
             os.kill(killed.pid, signal.SIGKILL)
             killed_at = time.monotonic()
             assert proc.wait(timeout=120) == 1

