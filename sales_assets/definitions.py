@@ -6,15 +6,18 @@ what Dagster loads, built when Dagster asks for it (nothing reads the environmen
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 from dagster import Definitions, EnvVar, in_process_executor
 
+from sales_assets.alerts import build_alert_sensor
 from sales_assets.assets import build_raw_sales, clean_sales, clickhouse_sales_aggregates, sales_aggregates
 from sales_assets.checks import ALL_CHECKS
 from sales_assets.io_managers.clickhouse import ClickHouseIOManager
 from sales_assets.io_managers.parquet import SparkParquetIOManager
 from sales_assets.io_managers.postgres import PostgresIOManager
-from sales_assets.jobs import build_schedule, sales_job
+from sales_assets.jobs import build_freshness_policy, build_job, build_schedule
 from sales_assets.resources.clickhouse import ClickHouseResource
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.run_date import RunDateResource
@@ -76,14 +79,47 @@ def build_resources(settings: Settings, spark: SparkResource | None = None) -> d
     }
 
 
+OWNERS = ["team:sales-data"]
+# tier: where an asset sits on the way from raw lines to what dashboards read
+TIERS = {
+    "raw_sales": "raw",
+    "cleaned_sales": "clean",
+    "rejected_sales": "quarantine",
+    "sales_aggregates": "aggregate",
+    "clickhouse_sales_aggregates": "serving",
+}
+DUE_DAILY = {"sales_aggregates", "clickhouse_sales_aggregates"}  # what readers of the day's numbers need
+
+
+def build_assets(settings: Settings) -> list:
+    """The assets with what operating them needs, set in one place: owners, tags, a freshness
+    policy on what readers depend on, and links to their source code."""
+    freshness = build_freshness_policy(settings)
+
+    def operated(spec: dg.AssetSpec) -> dg.AssetSpec:
+        name = spec.key.to_user_string()
+        return spec.replace_attributes(
+            owners=OWNERS,
+            tags={**spec.tags, "domain": "sales", "tier": TIERS[name]},
+            freshness_policy=freshness if name in DUE_DAILY else spec.freshness_policy,
+        )
+
+    assets = [build_raw_sales(settings), clean_sales, sales_aggregates, clickhouse_sales_aggregates]
+    with warnings.catch_warnings():  # code references are beta in Dagster 1.13; the UI shows them fine
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.with_source_code_references(dg.map_asset_specs(operated, assets))
+
+
 def build_definitions(settings: Settings | None = None, spark: SparkResource | None = None) -> Definitions:
     settings = settings or Settings.from_env()
+    job = build_job(settings)
     return Definitions(
-        assets=[build_raw_sales(settings), clean_sales, sales_aggregates, clickhouse_sales_aggregates],
+        assets=build_assets(settings),
         asset_checks=ALL_CHECKS,
         resources=build_resources(settings, spark),
-        jobs=[sales_job],
-        schedules=[build_schedule(settings)],
+        jobs=[job],
+        schedules=[build_schedule(settings, job)],
+        sensors=[build_alert_sensor(settings)],
         executor=in_process_executor,
     )
 

@@ -43,6 +43,11 @@ class Settings:
     source_path: str | None
     schedule_cron: str
     timezone: str
+    freshness_grace_minutes: int = 120  # after a schedule tick, how long until its load counts as missing
+    max_runtime_s: int = 3600  # a run still going after this is failed (run monitoring), freeing the run lock
+    # Slack-compatible incoming webhook for failed runs (a secret: kept out of repr); unset: logged
+    alert_webhook: str | None = field(default=None, repr=False)
+    ui_url: str = "http://localhost:3000"  # the Dagster UI, for links in alerts
     spark_conf: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
@@ -63,6 +68,10 @@ class Settings:
             source_path=env.get("SALES_SOURCE_PATH") or None,
             schedule_cron=env.get("SALES_SCHEDULE_CRON") or "0 2 * * *",
             timezone=env.get("SALES_TIMEZONE") or "UTC",
+            freshness_grace_minutes=_int_env(env, "SALES_FRESHNESS_GRACE_MINUTES", 120),
+            max_runtime_s=_int_env(env, "SALES_MAX_RUNTIME_SECONDS", 3600),
+            alert_webhook=env.get("SALES_ALERT_WEBHOOK") or None,
+            ui_url=(env.get("SALES_UI_URL") or "http://localhost:3000").rstrip("/"),
             spark_conf=_spark_conf_env(env),
         )
 

@@ -1,0 +1,62 @@
+"""Why a run failed, in one line and in full: for the alerts and for `make run`'s summary."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dagster import DagsterEventType, DagsterInstance
+
+from sales_assets.urls import redact
+
+# Dagster wraps an error raised in an op; the useful line is the one the op raised
+_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "DagsterResourceFunctionError"}
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+_TOKEN = re.compile(r"(token=)[^;&\s]+", re.IGNORECASE)
+
+
+def without_secrets(text: str) -> str:
+    """Passwords in URLs and Spark Connect tokens replaced by ***: messages leave the machine."""
+    return _TOKEN.sub(r"\1***", _URL.sub(lambda m: redact(m.group(0)), text))
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    step: str | None  # the first step that failed; None when the run failed outside any step
+    error: str  # the first line of what went wrong, secrets removed
+    details: str  # the whole error with its causes and stack traces, for a terminal or a log
+
+
+def _innermost(error):
+    while error.cause is not None and error.cls_name in _WRAPPERS:
+        error = error.cause
+    return error
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _message(error) -> str:
+    """The error's own text; a `dagster.Failure` is a sentence of ours, its class name adds nothing."""
+    if error.cls_name == "Failure":
+        return error.message.split("Failure: ", 1)[-1]
+    return error.message
+
+
+def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
+    """The first failed step's error, else the run's own failure or cancellation message."""
+    kinds = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
+    events = [e for e in instance.all_logs(run_id, of_type=kinds) if e.dagster_event]
+    for entry in events:
+        event = entry.dagster_event
+        if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            return RunFailure(
+                step=event.step_key,
+                error=without_secrets(_first_line(_message(_innermost(error)))),
+                details=without_secrets(error.to_string()),
+            )
+    messages = [e.message or e.dagster_event.message or "" for e in events]
+    message = next((m for m in reversed(messages) if m.strip()), "the run ended without a step failure")
+    return RunFailure(step=None, error=without_secrets(_first_line(message)), details=without_secrets(message))
