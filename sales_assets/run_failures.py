@@ -20,6 +20,10 @@ def without_secrets(text: str) -> str:
     return _TOKEN.sub(r"\1***", _URL.sub(lambda m: redact(m.group(0)), text))
 
 
+_RUN_ENDINGS = {DagsterEventType.RUN_CANCELING, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
+_ONLY_ENDED = ("Execution of run", "Sending run termination request")  # Dagster's texts that give no reason
+
+
 @dataclass(frozen=True)
 class RunFailure:
     step: str | None  # the first step that failed; None when the run failed outside any step
@@ -46,17 +50,18 @@ def _message(error) -> str:
 
 def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
     """The first failed step's error, else the run's own failure or cancellation message."""
-    kinds = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
-    events = [e for e in instance.all_logs(run_id, of_type=kinds) if e.dagster_event]
-    for entry in events:
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
         event = entry.dagster_event
-        if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data.error:
+        if event and event.step_failure_data.error:
             error = event.step_failure_data.error
             return RunFailure(
                 step=event.step_key,
                 error=without_secrets(_first_line(_message(_innermost(error)))),
                 details=without_secrets(error.to_string()),
             )
-    messages = [e.message or e.dagster_event.message or "" for e in events]
-    message = next((m for m in reversed(messages) if m.strip()), "the run ended without a step failure")
+    # no step failed: run monitoring (a max runtime), a cancel in the UI, a launch that failed. The
+    # reason is in the canceling or failure event; the final event only says that the run ended.
+    run_events = [e for e in instance.all_logs(run_id, of_type=_RUN_ENDINGS) if (e.message or "").strip()]
+    reasons = [e.message for e in run_events if not e.message.startswith(_ONLY_ENDED)]
+    message = (reasons or [e.message for e in run_events] or ["the run ended without a step failure"])[0]
     return RunFailure(step=None, error=without_secrets(_first_line(message)), details=without_secrets(message))
