@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed ## materialize the whole graph once at SALES_ROWS
-	$(PY) -m sales_assets run
+	$(PY) -m sales_assets run $(if $(V),-v)
 
 test: $(VENV)/.installed ## the whole suite, against real PostgreSQL and the real ClickHouse engine
 	$(PY) -m pytest -m "not ui" $(PYTEST_ARGS)

@@ -76,24 +76,40 @@ def timed(results: dict, key: str):
     return _T()
 
 
-def run_ours(settings: Settings, rows: int, run_date: str) -> dict:
+class RunFailed(Exception):
+    pass
+
+
+def run_ours(settings: Settings, rows: int, run_date: str, label: str, verbose: bool = False) -> dict:
     """One run as `make run` does it: a thin client that connects to the Spark Connect server
     (starting it if none is up) when the run starts, and releases its session at the end."""
     from dagster import DagsterInstance
 
     from sales_assets.definitions import build_definitions
+    from sales_assets.progress import execute_with_progress
+    from sales_assets.run_failures import run_failure
+    from sales_assets.summary import write_run_log
 
     out: dict = {}
     defs = build_definitions(settings)
+    print(f"{label}:", flush=True)
     with DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
-        result = defs.resolve_job_def("sales_job").execute_in_process(
-            instance=instance,
-            tags={RUN_DATE_TAG: run_date},
+        result = execute_with_progress(
+            defs.resolve_job_def("sales_job"),
+            instance,
             run_config={"ops": {"raw_sales": {"config": {"rows": rows, "seed": 42, "source_path": None}}}},
+            verbose=verbose,
+            tags={RUN_DATE_TAG: run_date},
         )  # generated, always
         out["job_s"] = round(time.perf_counter() - started, 3)
-        assert result.success, "the pipeline run failed"
+        if not result.success:
+            failure = run_failure(instance, result.run_id)
+            log = write_run_log(instance, result.run_id, settings.data_dir / "logs")
+            raise RunFailed(
+                f"{label} failed at {'step ' + failure.step if failure.step else 'run level'}: {failure.error}\n"
+                f"{failure.details}\nfull log: {log}"
+            )
         stats = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(result.run_id)}
         meta = {
             e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
@@ -308,6 +324,7 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the per-row baseline")
     parser.add_argument("--repeat", type=int, default=1, help="warm runs in a row (server memory, cache after each)")
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results.json"))
+    parser.add_argument("-v", "--verbose", action="store_true", help="Dagster's event stream of each run too")
     parser.add_argument("--baseline-of", help=argparse.SUPPRESS)  # internal: the baseline's own process
     parser.add_argument("--run-date", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -341,44 +358,47 @@ def main() -> None:
     server = spark_resource(settings, in_definitions=False).embedded
     server.stop()  # cold: no Spark server up, as on a fresh machine or after `make stop`
 
-    results: dict = {
-        "rows": args.rows,
-        "machine": f"{os.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB",
-        "spark_master": settings.spark_master,
-    }
-    with PeakRss() as rss:
-        cold = run_ours(settings, args.rows, run_date.isoformat())
-        results["cold_e2e_s"] = cold["job_s"]
-        results["cold_stages"] = cold["stages"]
-        warm_runs = []
-        for _ in range(max(1, args.repeat)):
-            warm = run_ours(settings, args.rows, run_date.isoformat())
-            warm_runs.append({"e2e_s": warm["job_s"], **server_figures(settings)})
-    results["warm_e2e_s"] = min(run["e2e_s"] for run in warm_runs)
-    results["warm_runs"] = warm_runs
-    results["e2e_s"] = results["warm_e2e_s"]  # every run after the first
-    results["warm_vs_cold"] = round(results["warm_e2e_s"] / results["cold_e2e_s"], 3)
-    results["peak_rss_mb"] = round(rss.peak / 2**20)
-    results["stages"] = warm["stages"]
-    results["checks_s"] = warm["checks_s"]
-    results["rows_per_s"] = {k: round(args.rows / v) for k, v in warm["stages"].items() if v}
-    results["e2e_rows_per_s"] = round(args.rows / results["e2e_s"])
-    results["clean_and_load_rows_per_s"] = warm["clean_and_load_rows_per_s"]
-    bench_session = spark_resource(settings, in_definitions=False)
-    results.update(load_vs_floor(settings, bench_session.spark_session))
-    bench_session.spark_session.stop()
-    results["pg_load_fraction_of_floor"] = round(results["pg_load_rows_per_s"] / results["copy_floor_rows_per_s"], 3)
-    if not args.no_baseline:
-        baseline = baseline_in_own_process(settings, args.rows, warm["raw_uri"], run_date)
-        results["baseline_stages"] = {k: v for k, v in baseline.items() if k != "e2e_s"}
-        results["baseline_e2e_s"] = round(baseline["e2e_s"] + baseline["spark_start_s"], 3)
-        results["speedup_vs_baseline"] = round(results["baseline_e2e_s"] / results["warm_e2e_s"], 2)
-        results["speedup_cold_vs_baseline"] = round(results["baseline_e2e_s"] / results["cold_e2e_s"], 2)
+    try:
+        results: dict = {
+            "rows": args.rows,
+            "machine": f"{os.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB",
+            "spark_master": settings.spark_master,
+        }
+        with PeakRss() as rss:
+            cold = run_ours(settings, args.rows, run_date.isoformat(), "cold run (no Spark server up)", args.verbose)
+            results["cold_e2e_s"] = cold["job_s"]
+            results["cold_stages"] = cold["stages"]
+            warm_runs = []
+            for n in range(max(1, args.repeat)):
+                warm = run_ours(settings, args.rows, run_date.isoformat(), f"warm run {n + 1}", args.verbose)
+                warm_runs.append({"e2e_s": warm["job_s"], **server_figures(settings)})
+        results["warm_e2e_s"] = min(run["e2e_s"] for run in warm_runs)
+        results["warm_runs"] = warm_runs
+        results["e2e_s"] = results["warm_e2e_s"]  # every run after the first
+        results["warm_vs_cold"] = round(results["warm_e2e_s"] / results["cold_e2e_s"], 3)
+        results["peak_rss_mb"] = round(rss.peak / 2**20)
+        results["stages"] = warm["stages"]
+        results["checks_s"] = warm["checks_s"]
+        results["rows_per_s"] = {k: round(args.rows / v) for k, v in warm["stages"].items() if v}
+        results["e2e_rows_per_s"] = round(args.rows / results["e2e_s"])
+        results["clean_and_load_rows_per_s"] = warm["clean_and_load_rows_per_s"]
+        bench_session = spark_resource(settings, in_definitions=False)
+        results.update(load_vs_floor(settings, bench_session.spark_session))
+        bench_session.spark_session.stop()
+        fraction = results["pg_load_rows_per_s"] / results["copy_floor_rows_per_s"]
+        results["pg_load_fraction_of_floor"] = round(fraction, 3)
+        if not args.no_baseline:
+            baseline = baseline_in_own_process(settings, args.rows, warm["raw_uri"], run_date)
+            results["baseline_stages"] = {k: v for k, v in baseline.items() if k != "e2e_s"}
+            results["baseline_e2e_s"] = round(baseline["e2e_s"] + baseline["spark_start_s"], 3)
+            results["speedup_vs_baseline"] = round(results["baseline_e2e_s"] / results["warm_e2e_s"], 2)
+            results["speedup_cold_vs_baseline"] = round(results["baseline_e2e_s"] / results["cold_e2e_s"], 2)
 
-    server.stop()  # the bench's own servers: leave nothing running
-    from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+    finally:
+        server.stop()  # the bench's own servers, passed or failed: leave nothing running
+        from sales_assets.dev.embedded_postgres import EmbeddedPostgres
 
-    EmbeddedPostgres(settings.embedded_pg_dir).stop()  # the bench's own server: leave nothing running
+        EmbeddedPostgres(settings.embedded_pg_dir).stop()
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
 
@@ -413,4 +433,8 @@ def print_table(r: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RunFailed as failed:  # the failing step's error in full, no traceback of the bench's own
+        print(f"\nbench stopped: {failed}", file=sys.stderr)
+        sys.exit(1)

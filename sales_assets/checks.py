@@ -245,3 +245,4 @@ ALL_CHECKS = [
     aggregates_match_cleaned_totals,
     clickhouse_snapshot_matches_postgres,
 ]
+CHECK_NAMES = (RAW_ROW_COUNT, CONSERVATION, CLEANED_VALID, REJECTED_SHARE, AGGREGATES_RECONCILE, CLICKHOUSE_RECONCILES)

@@ -27,19 +27,25 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def cmd_run(settings: Settings) -> int:
+def cmd_run(settings: Settings, verbose: bool = False) -> int:
+    """The whole graph once. Quiet by default: a line per step and the summary; `-v` (make run V=1)
+    adds Dagster's event stream. The full log is written either way."""
     from dagster import DagsterInstance
 
     from sales_assets.definitions import build_definitions
     from sales_assets.jobs import SALES_JOB
-    from sales_assets.summary import print_summary
+    from sales_assets.progress import execute_with_progress
+    from sales_assets.summary import print_summary, write_run_log
 
     prepare_dagster_home(settings)
     defs = build_definitions(settings)
+    source = settings.source_path or f"{settings.rows:,} generated lines (seed {settings.seed})"
+    print(f"{SALES_JOB}: {source}" + ("" if verbose else "   (make run V=1: Dagster's event stream too)"), flush=True)
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(SALES_JOB).execute_in_process(instance=instance, raise_on_error=False)
-        print_summary(result, instance, settings, wall_seconds=time.perf_counter() - started)
+        result = execute_with_progress(defs.resolve_job_def(SALES_JOB), instance, verbose=verbose)
+        log = write_run_log(instance, result.run_id, settings.data_dir / "logs")
+        print_summary(result, instance, settings, wall_seconds=time.perf_counter() - started, log=log)
     return 0 if result.success else 1
 
 
@@ -128,12 +134,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="spark-connect-server: the address to listen on")
     parser.add_argument("--port", type=int, default=15002, help="spark-connect-server: the port to listen on")
+    parser.add_argument("-v", "--verbose", action="store_true", help="run: print Dagster's event stream too")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "spark-connect-server":
         sys.exit(cmd_spark_connect_server(settings, args.host, args.port))
+    if args.command == "run":
+        sys.exit(cmd_run(settings, verbose=args.verbose))
     commands = {
-        "run": cmd_run,
         "dev": cmd_dev,
         "env": cmd_env,
         "stop": cmd_stop,

@@ -10,7 +10,12 @@ from dagster import DagsterEventType, DagsterInstance
 from sales_assets.urls import redact
 
 # Dagster wraps an error raised in an op; the useful line is the one the op raised
-_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "DagsterResourceFunctionError"}
+_WRAPPERS = {
+    "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError",
+    "DagsterResourceFunctionError",
+    "RetryRequested",  # "Exceeded max_retries of 2": the cause is the error of the last try
+}
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _TOKEN = re.compile(r"(token=)[^;&\s]+", re.IGNORECASE)
 
@@ -29,6 +34,11 @@ class RunFailure:
     step: str | None  # the first step that failed; None when the run failed outside any step
     error: str  # the first line of what went wrong, secrets removed
     details: str  # the whole error with its causes and stack traces, for a terminal or a log
+
+
+def error_line(error) -> str:
+    """The first line of what the op raised (not of Dagster's wrapper), secrets removed."""
+    return without_secrets(_first_line(_message(_innermost(error))))
 
 
 def _innermost(error):
@@ -54,11 +64,10 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
         event = entry.dagster_event
         if event and event.step_failure_data.error:
             error = event.step_failure_data.error
-            return RunFailure(
-                step=event.step_key,
-                error=without_secrets(_first_line(_message(_innermost(error)))),
-                details=without_secrets(error.to_string()),
-            )
+            inner = _innermost(error)
+            # a Failure is a sentence of ours, whole in its message; anything else needs its traceback
+            details = _message(inner) if inner.cls_name == "Failure" else inner.to_string()
+            return RunFailure(step=event.step_key, error=error_line(error), details=without_secrets(details))
     # no step failed: run monitoring (a max runtime), a cancel in the UI, a launch that failed. The
     # reason is in the canceling or failure event; the final event only says that the run ended.
     run_events = [e for e in instance.all_logs(run_id, of_type=_RUN_ENDINGS) if (e.message or "").strip()]

@@ -1,8 +1,14 @@
-"""The short report `make run` prints after a run."""
+"""The short report `make run` prints after a run, and the run's full log on disk."""
 
 from __future__ import annotations
 
+import logging
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
 from sales_assets.contract import CLICKHOUSE_AGGREGATES, REJECT_REASONS, SALES_AGGREGATES
+from sales_assets.run_failures import run_failure, without_secrets
 
 
 def _metadata(result) -> dict[str, dict]:
@@ -13,16 +19,34 @@ def _metadata(result) -> dict[str, dict]:
     return out
 
 
-def print_summary(result, instance, settings, wall_seconds: float) -> None:
+def write_run_log(instance, run_id: str, directory: Path) -> Path:
+    """Every event of the run, as Dagster's console would have printed it, errors in full."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for entry in instance.all_logs(run_id):
+        when = datetime.fromtimestamp(entry.timestamp, UTC).isoformat(timespec="milliseconds")
+        event = entry.dagster_event
+        kind = event.event_type.name if event else "LOG"
+        lines.append(f"{when} {logging.getLevelName(entry.level):<7} {entry.step_key or '-'} {kind} {entry.message}")
+        error = event and getattr(event.event_specific_data, "error", None)
+        if error is not None:
+            lines.append(textwrap.indent(error.to_string().rstrip(), "    "))
+    path = directory / f"run-{run_id}.log"
+    path.write_text(without_secrets("\n".join(lines)) + "\n")
+    return path
+
+
+def print_summary(result, instance, settings, wall_seconds: float, log: Path | None = None) -> None:
     from sales_assets.definitions import clickhouse_resource, postgres_resource, spark_resource
 
     meta = _metadata(result)
     print()
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} in {wall_seconds:.1f} s")
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(f"  failed step {event.step_key}: {event.step_failure_data.error.message.strip()}")
+        failure = run_failure(instance, result.run_id)
+        print(f"  failed {'step ' + failure.step if failure.step else 'run'}: {failure.error}")
+        if failure.details.strip() != failure.error:
+            print(textwrap.indent(failure.details.rstrip(), "  | "))
     raw = meta.get("raw_sales", {}).get("dagster/row_count")
     cleaned = meta.get("cleaned_sales", {})
     rejected = meta.get("rejected_sales", {})
@@ -63,9 +87,6 @@ def print_summary(result, instance, settings, wall_seconds: float) -> None:
         print(f"  Spark Connect   {spark.location}")
     elif server := spark.embedded.running():
         print(f"  Spark Connect   {server.location} (embedded, kept running; make stop)   web UI {server.ui_url}")
-    stats = [s for s in instance.get_run_step_stats(result.run_id) if s.end_time and s.start_time]
-    if stats:
-        print("  seconds per step:")
-        width = max(len(s.step_key) for s in stats) + 2  # check steps have long keys: one column for all
-        for s in stats:
-            print(f"    {s.step_key:<{width}}{s.end_time - s.start_time:>7.1f}")
+    if log is not None:
+        print(f"  full log        {log}")
+    print(f"  in the UI       make dev, then {settings.ui_url}/runs/{result.run_id}")

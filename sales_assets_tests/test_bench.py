@@ -37,6 +37,10 @@ def test_bench_runs_and_the_baseline_builds_the_same_tables():
         assert done.returncode == 0, done.stderr[-3000:]
         results = json.loads(out.read_text())
         assert "speedup of ours vs baseline" in done.stdout
+        # quiet, like `make run`: each run's steps as lines, no Dagster event stream
+        assert "- dagster - DEBUG -" not in done.stdout + done.stderr and "STEP_START" not in done.stdout
+        assert "cold run (no Spark server up):\n  ✓ raw_sales " in done.stdout
+        assert "warm run 1:\n  ✓ raw_sales " in done.stdout
     finally:
         EmbeddedPostgres(data_dir / "bench" / "postgres").stop()
         assert EmbeddedSparkConnect(data_dir / "bench" / "spark-connect", {}).running() is None  # bench stops it
@@ -68,3 +72,26 @@ def test_bench_runs_and_the_baseline_builds_the_same_tables():
     # a fair comparison: the per-row baseline wrote exactly our tables
     assert results["baseline_stages"]["cleaned_sales_rows_differing_from_ours"] == 0
     assert results["baseline_stages"]["sales_aggregates_rows_differing_from_ours"] == 0
+
+
+def test_a_failed_bench_run_names_the_step_and_its_error_without_a_traceback():
+    tmp_path = Path(tempfile.mkdtemp(prefix="sales_bench_fail_"))  # not pytest's: private to root
+    tmp_path.chmod(0o755)
+    env = {**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(tmp_path), "SALES_SPARK_MASTER": "local[2]"}
+    try:
+        done = subprocess.run(
+            [sys.executable, str(PROJECT / "bench" / "bench.py"), "--rows", "0", "--out", str(tmp_path / "r.json")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        assert EmbeddedSparkConnect(tmp_path / "bench" / "spark-connect", {}).running() is None  # stopped
+        EmbeddedPostgres(tmp_path / "bench" / "postgres").stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "- dagster - DEBUG -" not in done.stdout + done.stderr
+    assert "bench stopped: cold run (no Spark server up) failed at step raw_sales: " in done.stderr
+    assert "ValidationError: 1 validation error for RawSalesConfig\nrows" in done.stderr  # the cause, in full
+    assert "full log: " in done.stderr and "results.json" not in done.stdout

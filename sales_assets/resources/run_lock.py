@@ -53,7 +53,7 @@ class RunLockResource(ConfigurableResource):
                     allow_retries=False,
                 )
             if not logged and context.log:
-                context.log.info(f"waiting for another materialization to finish ({holder})")
+                context.log.warning(f"waiting for another materialization to finish ({holder})")
                 logged = True
             time.sleep(self.poll_s)
         self._conn = conn

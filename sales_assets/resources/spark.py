@@ -1,6 +1,7 @@
 """The run's Spark session, always over Spark Connect: to the endpoint `SALES_SPARK_REMOTE` names,
 or to the embedded server under `SALES_DATA_DIR` (started on first use, kept running)."""
 
+import logging
 import os
 import socket
 import time
@@ -203,5 +204,8 @@ class SparkResource(LazyPySparkResource):
             except Exception as exc:  # noqa: BLE001 - a dead server has nothing cached
                 context.log.warning(f"could not clear the Spark cache at {self.location}: {exc}")
         if self.stop_on_teardown:
+            # pyspark releases finished results in the background; the ones still queued when the
+            # session closes fail with SESSION_CLOSED and log a harmless warning: not for the user
+            logging.getLogger("pyspark.sql.connect.logging").setLevel(logging.ERROR)
             session.stop()  # releases the server-side session: its temp views and settings
             self._spark_session = None
