@@ -31,8 +31,8 @@ lint: $(VENV)/.installed ## ruff: lint, and the formatting check
 test-ui: $(VENV)/.installed ## the UI in headless Chromium (needs Debian's chromium package)
 	$(PY) -m pytest -m ui $(PYTEST_ARGS)
 
-screenshot: $(VENV)/.installed ## refresh docs/lineage.png from the UI test
-	SALES_UI_SCREENSHOT_DIR=$(CURDIR)/docs $(PY) -m pytest -m ui -k lineage $(PYTEST_ARGS)
+screenshot: $(VENV)/.installed ## refresh the screenshots in docs/ (lineage, asset page, plots, checks) from the UI test
+	SALES_UI_SCREENSHOT_DIR=$(CURDIR)/docs $(PY) -m pytest -m ui $(PYTEST_ARGS)
 
 dev: $(VENV)/.installed ## the Dagster UI on this code location
 	$(PY) -m sales_assets dev

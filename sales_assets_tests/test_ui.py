@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
+from dagster._daemon.freshness import FreshnessDaemon
 
 from sales_assets.checks import AGGREGATES_RECONCILE
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets_tests.conftest import run_config
+from sales_assets_tests.test_unattended import code_location
 
 pytestmark = pytest.mark.ui
 
@@ -44,15 +48,20 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def webserver(data_dir, defs):
+def webserver(data_dir, defs, settings):
+    """Two daily runs (different data, so the metadata plots have a line), and the freshness
+    daemon's evaluation after them, on a real instance; then the webserver over it."""
     home = data_dir / "dagster_ui_home"
     home.mkdir(exist_ok=True)
     shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
     with DagsterInstance.from_config(str(home)) as instance:
-        result = defs.resolve_job_def("sales_job").execute_in_process(
-            instance=instance, run_config=run_config(rows=600, seed=9), tags={RUN_DATE_TAG: "2026-11-28"}
-        )
-        assert result.success
+        for day, rows, seed in (("2026-11-28", 600, 9), ("2026-11-29", 900, 10)):
+            result = defs.resolve_job_def("sales_job").execute_in_process(
+                instance=instance, run_config=run_config(rows=rows, seed=seed), tags={RUN_DATE_TAG: day}
+            )
+            assert result.success
+        with code_location(instance, settings) as workspace:
+            list(FreshnessDaemon().run_iteration(workspace))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -156,21 +165,77 @@ def test_lineage_page_shows_the_five_assets(webserver, browser):
     for name in ["raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates"]:
         page.get_by_text(name, exact=True).first.wait_for(timeout=20000)
     page.get_by_text("clickh", exact=False).first.wait_for(timeout=20000)  # the long name is elided
-    shots = Path(os.environ.get("SALES_UI_SCREENSHOT_DIR") or PROJECT / ".data" / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / "lineage.png"))
-    assert (shots / "lineage.png").stat().st_size > 10_000
+    page.screenshot(path=str(_shots() / "lineage.png"))
+    assert (_shots() / "lineage.png").stat().st_size > 10_000
     page.close()
 
 
-def test_asset_page_shows_latest_materialization_and_checks(webserver, browser):
+def _shots() -> Path:
+    shots = Path(os.environ.get("SALES_UI_SCREENSHOT_DIR") or PROJECT / ".data" / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def test_graphql_has_two_revenue_totals_fresh_assets_and_the_next_tick(webserver):
+    base, _ = webserver
+    node = graphql(
+        base,
+        """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+        freshnessStatusInfo { freshnessStatus }
+        assetMaterializations(limit: 2) { metadataEntries { label ... on FloatMetadataEntry { floatValue } } } } } }""",
+        {"key": {"path": ["sales_aggregates"]}},
+    )["assetNodeOrError"]
+    assert node["freshnessStatusInfo"]["freshnessStatus"] == "HEALTHY"
+    totals = [
+        e["floatValue"]
+        for m in node["assetMaterializations"]
+        for e in m["metadataEntries"]
+        if e["label"] == "revenue_total"
+    ]
+    assert len(totals) == 2 and totals[0] != totals[1], totals  # two points for the plot
+    schedule = graphql(
+        base,
+        """{ scheduleOrError(scheduleSelector: {repositoryLocationName: "sales_assets",
+        repositoryName: "__repository__", scheduleName: "daily_sales_schedule"}) { ... on Schedule {
+        scheduleState { status } futureTicks(limit: 1) { results { timestamp } } } } }""",
+    )["scheduleOrError"]
+    assert schedule["scheduleState"]["status"] == "RUNNING"  # on from the start
+    (tick,) = schedule["futureTicks"]["results"]
+    tick = datetime.fromtimestamp(tick["timestamp"], UTC)
+    assert (tick.hour, tick.minute) == (2, 0) and timedelta(0) < tick - datetime.now(UTC) <= timedelta(days=1)
+
+
+def test_asset_page_tells_the_story(webserver, browser):
+    """The asset page of sales_aggregates: its latest materialization, check results, freshness,
+    owner, source link and schedule; its metadata plotted across the two runs; its checks tab."""
     base, _ = webserver
     page = _page(browser, f"{base}/assets/sales_aggregates")
-    page.get_by_text("Latest materialization").first.wait_for(timeout=20000)
-    page.get_by_text("Latest check results").first.wait_for(timeout=20000)
+    for text in ("Latest materialization", "Latest check results", "Freshness policy", "Passing", "sales-data"):
+        page.get_by_text(text, exact=True).first.wait_for(timeout=20000)
+    page.get_by_text("warehouse.py", exact=False).first.wait_for(timeout=20000)  # the source link
+    page.get_by_text("At 02:00 AM UTC").first.wait_for(timeout=20000)  # the schedule
+    page.screenshot(path=str(_shots() / "asset_page.png"))
+    page.get_by_text("Plots", exact=True).first.click()
+    plot = page.locator("div", has=page.get_by_text("revenue_total", exact=True)).filter(has=page.locator("canvas"))
+    plot.last.wait_for(timeout=20000)
+    plot.last.scroll_into_view_if_needed()
+    page.screenshot(path=str(_shots() / "asset_plots.png"))
     page.close()
     page = _page(browser, f"{base}/assets/sales_aggregates?view=checks")
     # long names are middle-truncated on screen; the full name is in the row's measuring element
     page.get_by_text(AGGREGATES_RECONCILE).first.wait_for(state="attached", timeout=20000)
+    page.get_by_text("This is a blocking asset check.").first.wait_for(timeout=20000)
     page.get_by_text("Passed").first.wait_for(timeout=20000)
+    page.screenshot(path=str(_shots() / "asset_checks.png"))
+    page.close()
+    for name in ("asset_page.png", "asset_plots.png", "asset_checks.png"):
+        assert (_shots() / name).stat().st_size > 10_000, name
+
+
+def test_the_schedule_page_shows_the_next_tick(webserver, browser):
+    base, _ = webserver
+    page = _page(browser, f"{base}/locations/sales_assets/schedules/daily_sales_schedule")
+    page.get_by_text("Next tick").first.wait_for(timeout=20000)
+    page.get_by_text(re.compile(r"2:00:00 AM UTC")).first.wait_for(timeout=20000)
+    page.get_by_text("Running", exact=True).first.wait_for(timeout=20000)
     page.close()

@@ -9,6 +9,7 @@ import os
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -117,14 +118,23 @@ def _freshness(workspace, asset: str, at: datetime) -> str:
     return info and info["freshnessStatus"]
 
 
-@pytest.mark.integration
-def test_fresh_after_a_run_and_stale_once_a_deadline_passes_without_one(settings, spark_resource, pg, monkeypatch):
-    for name, value in {**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir)}.items():
-        monkeypatch.setenv(name, value)  # the code location below loads the suite's settings
+@contextmanager
+def code_location(instance: DagsterInstance, settings: Settings):
+    """The code location as the daemon and the UI load it (its module, the suite's settings), in
+    this process: for the freshness daemon's evaluation and the GraphQL API."""
     origin = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(module_name="sales_assets.definitions", attribute="defs", working_directory=str(PROJECT)),
         location_name="sales_assets",
     )
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir)}.items():
+            env.setenv(name, value)
+        with create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as workspace:
+            yield workspace
+
+
+@pytest.mark.integration
+def test_fresh_after_a_run_and_stale_once_a_deadline_passes_without_one(settings, spark_resource, pg):
     with instance_for_test() as instance:
         result = (
             build_definitions(settings, spark=spark_resource)
@@ -141,7 +151,7 @@ def test_fresh_after_a_run_and_stale_once_a_deadline_passes_without_one(settings
         missed = (loaded + timedelta(days=1)).replace(hour=4, minute=0, second=0, microsecond=0)
         if missed - loaded <= timedelta(days=1):
             missed += timedelta(days=1)
-        with create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as workspace:
+        with code_location(instance, settings) as workspace:
             for asset in sorted(DUE_DAILY):
                 assert _freshness(workspace, asset, loaded + timedelta(minutes=1)) == "HEALTHY", asset
                 assert _freshness(workspace, asset, missed - timedelta(minutes=1)) == "HEALTHY", asset
