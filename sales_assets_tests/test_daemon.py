@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
@@ -47,8 +48,9 @@ def deployment(data_dir, settings, pg, spark_resource, tmp_path):
     """`dagster dev` with run monitoring checking every second, and a webhook on loopback."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    config = (PROJECT / "dagster.yaml").read_text().replace("run_monitoring:\n  enabled: true", "")
-    (home / "dagster.yaml").write_text(config + "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 1\n")
+    config = yaml.safe_load((PROJECT / "dagster.yaml").read_text())  # the project's instance, but
+    config["run_monitoring"]["poll_interval_seconds"] = 1  # checking every second, not every 30 s
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     hook, port = Webhook(), _free_port()
     env = {
         **os.environ,
