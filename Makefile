@@ -9,6 +9,8 @@ export SALES_DATA_DIR ?= $(CURDIR)/.data
 
 # installing talks on stderr only: `eval "$(make -s env)"` reads stdout, also on a fresh clone
 $(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "no $(PYTHON) on PATH; sales_assets needs Python 3.11+: install it, or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@$(PYTHON) -m sales_assets.prerequisites  # Python 3.11+ and Java 17+, before creating anything
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
 	$(PY) -m pip install --quiet --upgrade pip >&2
 	$(PY) -m pip install --quiet -e '.[dev]' >&2

@@ -106,10 +106,7 @@ def run_ours(settings: Settings, rows: int, run_date: str, label: str, verbose: 
         if not result.success:
             failure = run_failure(instance, result.run_id)
             log = write_run_log(instance, result.run_id, settings.data_dir / "logs")
-            raise RunFailed(
-                f"{label} failed at {'step ' + failure.step if failure.step else 'run level'}: {failure.error}\n"
-                f"{failure.details}\nfull log: {log}"
-            )
+            raise RunFailed(f"{label} failed at {failure.where}: {failure.error}\n{failure.details}\nfull log: {log}")
         stats = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(result.run_id)}
         meta = {
             e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}

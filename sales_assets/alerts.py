@@ -37,7 +37,7 @@ def alert_payload(instance, run, ui_url: str) -> dict:
     receivers. Never a secret: the error line has passwords and tokens removed."""
     failure = run_failure(instance, run.run_id)
     status = "canceled" if run.status == DagsterRunStatus.CANCELED else "failed"
-    where = f" at step {failure.step}" if failure.step else ""
+    where = f" at {failure.where}" if failure.where != "run" else ""
     link = f"{ui_url}/runs/{run.run_id}"
     headline = f"{SALES_JOB} run {run.run_id[:8]} {status}{where}: {failure.error}"
     return {

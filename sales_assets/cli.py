@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from sales_assets.prerequisites import PrerequisiteError, require_usable_dir
 from sales_assets.settings import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -18,6 +19,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 def prepare_dagster_home(settings: Settings) -> Path:
     """A persistent Dagster instance under SALES_DATA_DIR (unless DAGSTER_HOME is set), so runs
     from `make run` show up in `make dev`."""
+    require_usable_dir(settings.data_dir)  # a sentence, before Dagster's own mkdir fails with a traceback
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -137,16 +139,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="run: print Dagster's event stream too")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    if args.command == "spark-connect-server":
-        sys.exit(cmd_spark_connect_server(settings, args.host, args.port))
-    if args.command == "run":
-        sys.exit(cmd_run(settings, verbose=args.verbose))
     commands = {
-        "dev": cmd_dev,
-        "env": cmd_env,
-        "stop": cmd_stop,
-        "spark-cluster": cmd_spark_cluster,
-        "spark-cluster-stop": cmd_spark_cluster_stop,
-        "jvm-archive": cmd_jvm_archive,
+        "run": lambda: cmd_run(settings, verbose=args.verbose),
+        "dev": lambda: cmd_dev(settings),
+        "env": lambda: cmd_env(settings),
+        "stop": lambda: cmd_stop(settings),
+        "spark-cluster": lambda: cmd_spark_cluster(settings),
+        "spark-cluster-stop": lambda: cmd_spark_cluster_stop(settings),
+        "spark-connect-server": lambda: cmd_spark_connect_server(settings, args.host, args.port),
+        "jvm-archive": lambda: cmd_jvm_archive(settings),
     }
-    sys.exit(commands[args.command](settings))
+    try:
+        sys.exit(commands[args.command]())
+    except PrerequisiteError as missing:  # what the machine lacks: one line, no traceback
+        print(f"sales_assets: {missing}", file=sys.stderr)
+        sys.exit(2)

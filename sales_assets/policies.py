@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from dagster import Backoff, Failure, RetryPolicy
 from pyspark.errors import PySparkException
 
+from sales_assets.prerequisites import PrerequisiteError
 from sales_assets.resources.spark import SparkResource
 
 # Transient faults (a dropped connection, a lost executor) get two more tries with backoff; errors in
@@ -20,7 +21,9 @@ def bad_data_fails_at_once(*errors_in_the_data: type[Exception]) -> Iterator[Non
     try:
         yield
     except errors_in_the_data as bad_data:
-        raise Failure(f"{type(bad_data).__name__}: {bad_data}", allow_retries=False) from None
+        # a missing prerequisite is already a whole sentence; a data error's class name says what kind
+        text = str(bad_data) if isinstance(bad_data, PrerequisiteError) else f"{type(bad_data).__name__}: {bad_data}"
+        raise Failure(text, allow_retries=False) from None
 
 
 @contextmanager

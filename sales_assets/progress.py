@@ -111,6 +111,12 @@ class RunProgress:
                 what += error_line(error) if error else ""
             label = "check " + ", ".join(name for name, _ in checks) if checks else step
             self._print(f"  {mark} {label:<44}{seconds:>6.1f} s   {what}")
+        elif kind == DagsterEventType.RESOURCE_INIT_FAILURE:
+            error = event.event_specific_data.error
+            seconds = entry.timestamp - self._running.get(STARTING, entry.timestamp)
+            with self._lock:
+                self._running.pop(STARTING, None)
+            self._print(f"  ✗ {'resources':<44}{seconds:>6.1f} s   FAILED: {error_line(error) if error else ''}")
         elif kind == DagsterEventType.STEP_SKIPPED:
             self._print(f"  - {step:<44}{'':>8}   skipped: a blocking check upstream failed")
 

@@ -25,6 +25,7 @@ def without_secrets(text: str) -> str:
     return _TOKEN.sub(r"\1***", _URL.sub(lambda m: redact(m.group(0)), text))
 
 
+_SENTENCES = {"Failure", "PrerequisiteError"}  # errors whose message says it all: no traceback
 _RUN_ENDINGS = {DagsterEventType.RUN_CANCELING, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
 _ONLY_ENDED = ("Execution of run", "Sending run termination request")  # Dagster's texts that give no reason
 
@@ -32,6 +33,7 @@ _ONLY_ENDED = ("Execution of run", "Sending run termination request")  # Dagster
 @dataclass(frozen=True)
 class RunFailure:
     step: str | None  # the first step that failed; None when the run failed outside any step
+    where: str  # "step raw_sales", "resource initialisation" (before any step), or "run"
     error: str  # the first line of what went wrong, secrets removed
     details: str  # the whole error with its causes and stack traces, for a terminal or a log
 
@@ -52,9 +54,10 @@ def _first_line(text: str) -> str:
 
 
 def _message(error) -> str:
-    """The error's own text; a `dagster.Failure` is a sentence of ours, its class name adds nothing."""
-    if error.cls_name == "Failure":
-        return error.message.split("Failure: ", 1)[-1]
+    """The error's own text; a `dagster.Failure` or a missing prerequisite is a sentence of ours,
+    its class name adds nothing."""
+    if error.cls_name in _SENTENCES:
+        return error.message.split(f"{error.cls_name}: ", 1)[-1]
     return error.message
 
 
@@ -66,11 +69,18 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
             error = event.step_failure_data.error
             inner = _innermost(error)
             # a Failure is a sentence of ours, whole in its message; anything else needs its traceback
-            details = _message(inner) if inner.cls_name == "Failure" else inner.to_string()
-            return RunFailure(step=event.step_key, error=error_line(error), details=without_secrets(details))
+            details = _message(inner) if inner.cls_name in _SENTENCES else inner.to_string()
+            return RunFailure(event.step_key, f"step {event.step_key}", error_line(error), without_secrets(details))
+    # a resource that could not start (a missing prerequisite, an unreachable server): before any step
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.RESOURCE_INIT_FAILURE):
+        error = entry.dagster_event.event_specific_data.error
+        if error is not None:
+            inner = _innermost(error)
+            details = _message(inner) if inner.cls_name in _SENTENCES else inner.to_string()
+            return RunFailure(None, "resource initialisation", error_line(error), without_secrets(details))
     # no step failed: run monitoring (a max runtime), a cancel in the UI, a launch that failed. The
     # reason is in the canceling or failure event; the final event only says that the run ended.
     run_events = [e for e in instance.all_logs(run_id, of_type=_RUN_ENDINGS) if (e.message or "").strip()]
     reasons = [e.message for e in run_events if not e.message.startswith(_ONLY_ENDED)]
     message = (reasons or [e.message for e in run_events] or ["the run ended without a step failure"])[0]
-    return RunFailure(step=None, error=without_secrets(_first_line(message)), details=without_secrets(message))
+    return RunFailure(None, "run", without_secrets(_first_line(message)), without_secrets(message))

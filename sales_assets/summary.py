@@ -44,7 +44,7 @@ def print_summary(result, instance, settings, wall_seconds: float, log: Path | N
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} in {wall_seconds:.1f} s")
     if not result.success:
         failure = run_failure(instance, result.run_id)
-        print(f"  failed {'step ' + failure.step if failure.step else 'run'}: {failure.error}")
+        print(f"  failed {failure.where}: {failure.error}")
         if failure.details.strip() != failure.error:
             print(textwrap.indent(failure.details.rstrip(), "  | "))
     raw = meta.get("raw_sales", {}).get("dagster/row_count")

@@ -10,6 +10,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 
 from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once, lost_spark_server_fails_at_once
+from sales_assets.prerequisites import PrerequisiteError, require_free_disk
 from sales_assets.resources.run_date import RunDateResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.settings import Settings
@@ -57,8 +58,10 @@ def build_raw_sales(settings: Settings) -> AssetsDefinition:
         context: AssetExecutionContext, config: RawSalesConfig, spark: SparkResource, run_date: RunDateResource
     ) -> Output[DataFrame]:
         day = run_date.for_run(context)
-        # SourceFileError, missing columns, bad parameters; a server gone
-        with bad_data_fails_at_once(ValueError), lost_spark_server_fails_at_once(spark):
+        # SourceFileError, missing columns, bad parameters, too little disk; a server gone
+        with bad_data_fails_at_once(ValueError, PrerequisiteError), lost_spark_server_fails_at_once(spark):
+            if not config.source_path:  # before anything is written; a file's size is its own answer
+                require_free_disk(settings.data_dir, config.rows, embedded_postgres=not settings.pg_url)
             if config.source_path:
                 frame = read_raw_file(spark.spark_session, config.source_path)
                 source = config.source_path

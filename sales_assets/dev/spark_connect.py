@@ -33,6 +33,7 @@ from pathlib import Path
 import pyspark
 
 from sales_assets.dev.service_files import exclusive_lock, read_or_create_secret
+from sales_assets.prerequisites import require_java, require_usable_dir
 
 SPARK_HOME = Path(pyspark.__file__).parent
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -150,6 +151,7 @@ class EmbeddedSparkConnect:
     def url(self, start_timeout_s: float = 180) -> str:
         """Starts the server if it is not running (or runs outdated code) and returns its
         `sc://` URL, token included: hand it to a session builder, never to a log."""
+        require_usable_dir(self.root.parent)  # a sentence, not an OSError from deep in the lock
         with self._lock():
             state = self.running()
             wanted = self.described()
@@ -230,6 +232,7 @@ class EmbeddedSparkConnect:
         self.state_file.unlink(missing_ok=True)
 
     def _start(self, timeout_s: float, port: int | None) -> ServerState:
+        require_java()  # spark-submit's own message for a missing or old Java is a stack trace
         token = read_or_create_secret(self.token_file)
         port = port if port and _port_is_free(port) else _free_port()
         ui_port = _free_port()
