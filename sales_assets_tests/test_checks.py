@@ -181,3 +181,47 @@ def test_check_names_are_the_module_constants():
     keys = {spec.key for check in C.ALL_CHECKS for spec in check.check_specs}
     assert AssetCheckKey(AssetKey("cleaned_sales"), C.CLEANED_VALID) in keys
     assert len(keys) == 6
+
+
+@pytest.mark.parametrize(
+    "check, corruption, guarded",
+    [
+        (
+            C.raw_equals_cleaned_plus_rejected,
+            "delete from sales.rejected_sales where ctid = (select min(ctid) from sales.rejected_sales)",
+            "sales_aggregates",
+        ),
+        (C.cleaned_rows_valid, "update sales.cleaned_sales set amount = amount * 2", "sales_aggregates"),
+        (
+            C.aggregates_match_cleaned_totals,
+            "update sales.sales_aggregates set units = units + 1 where grain = 'region'",
+            "clickhouse_sales_aggregates",
+        ),
+    ],
+    ids=[C.CONSERVATION, C.CLEANED_VALID, C.AGGREGATES_RECONCILE],
+)
+def test_each_blocking_check_when_it_fails_skips_what_it_guards(
+    good_run, defs, instance, pg, ch, check, corruption, guarded
+):
+    """The three blocking checks, each failing on the stored table it reads: the asset downstream of
+    it is skipped (its step never runs), and what that asset stores stays as it was."""
+    snapshot = ch_rows(ch, RUN_DATE)
+    aggregates_before = query(pg, "select count(*), sum(revenue), sum(units) from sales.sales_aggregates")
+    query_exec(pg, corruption)
+    result = materialize(
+        [*defs.assets, *C.ALL_CHECKS],
+        selection=AssetSelection.assets(guarded) | AssetSelection.checks(check),
+        resources=defs.resources,
+        instance=instance,
+        tags=TAGS,
+        raise_on_error=False,
+    )
+    (spec,) = check.check_specs
+    assert not evaluations(result)[spec.name].passed
+    assert not result.success
+    started = {e.step_key for e in result.all_events if e.is_step_start}
+    assert guarded not in started  # its body never ran
+    assert AssetKey(guarded) not in {e.materialization.asset_key for e in result.get_asset_materialization_events()}
+    if guarded == "sales_aggregates":  # the stored aggregates are the good run's
+        assert query(pg, "select count(*), sum(revenue), sum(units) from sales.sales_aggregates") == aggregates_before
+    assert ch_rows(ch, RUN_DATE) == snapshot

@@ -32,18 +32,17 @@ ROWS = [
 
 
 @pytest.fixture(scope="module")
-def io_manager(spark, spark_resource, pg, monkeypatch_module):
+def io_manager(spark, spark_resource, pg):
     replace_table(spark.createDataFrame(ROWS, CLEANED_SALES.spark_schema), pg.dsn, TEST_TABLE)
-    monkeypatch_module.setitem(pg_io.PG_TABLES, "cleaned_sales", TEST_TABLE)
     yield pg_io.PostgresIOManager(postgres=pg, spark=spark_resource, read_partitions=3)
     with pg.connect() as conn:
         conn.execute(f"drop schema {TEST_TABLE.schema} cascade")
 
 
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
+@pytest.fixture(autouse=True)
+def reads_the_test_table(monkeypatch):
+    """`cleaned_sales` means the test's own table, for each test only: no other test sees it."""
+    monkeypatch.setitem(pg_io.PG_TABLES, "cleaned_sales", TEST_TABLE)
 
 
 def load(io_manager, **metadata) -> DataFrame:
