@@ -170,7 +170,11 @@ def _make(checkout: Path, target: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-s", "--no-print-directory", target, *[f"{k}={v}" for k, v in env.items() if k == "PYTHON"]],
         cwd=checkout,
-        env={**os.environ, **{k: v for k, v in env.items() if k != "PYTHON"}},
+        # a make of its own: not a sub-make of the `make test` that may be running this test
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")},
+            **{k: v for k, v in env.items() if k != "PYTHON"},
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -183,7 +187,7 @@ def test_make_without_java_stops_before_the_venv_with_one_line(checkout, target)
     assert done.returncode != 0
     (line, *make_says) = done.stderr.splitlines()
     assert line.startswith("JAVA_HOME=/nonexistent has no bin/java; Spark needs Java 17+")
-    assert all(m.startswith("make: ***") for m in make_says)
+    assert all(m.startswith("make: ***") for m in make_says), make_says
     assert not (checkout / ".venv").exists()
 
 

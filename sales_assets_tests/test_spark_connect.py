@@ -325,7 +325,11 @@ def test_the_graph_runs_against_a_spark_connect_service_named_by_sales_spark_rem
         assert f"at localhost:{port}" in text and token not in text
     finally:
         os.killpg(service.pid, signal.SIGTERM)
-        service.wait(timeout=60)
+        try:
+            service.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a loaded machine: the test is done, the service must go
+            os.killpg(service.pid, signal.SIGKILL)
+            service.wait(timeout=30)
 
 
 def test_a_run_opens_one_spark_session_for_all_its_steps(settings, instance):
