@@ -19,9 +19,11 @@ def test_module_definitions_load_and_resolve():
 
     defs = load_defs()  # what Dagster calls when it loads the code location
     assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} == ASSET_KEYS
-    for job in defs.resolve_all_job_defs():
-        assert job.name
-    assert defs.resolve_job_def(SALES_JOB).executor_def.name == "in_process"
+    # one job of ours (Dagster adds its implicit asset job), and it materializes every asset
+    assert {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"} == {SALES_JOB}
+    job = defs.resolve_job_def(SALES_JOB)
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == ASSET_KEYS
+    assert job.executor_def.name == "in_process"
     assert [s.name for s in defs.schedules] == [DAILY_SCHEDULE]
     assert defs.resolve_schedule_def(DAILY_SCHEDULE).job_name == SALES_JOB
 
