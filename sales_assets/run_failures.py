@@ -61,23 +61,24 @@ def _message(error) -> str:
     return error.message
 
 
+def _failure(error, step: str | None, where: str) -> RunFailure:
+    inner = _innermost(error)
+    # a sentence of ours is whole in its message; anything else needs its traceback
+    details = _message(inner) if inner.cls_name in _SENTENCES else inner.to_string()
+    return RunFailure(step, where, error_line(error), without_secrets(details))
+
+
 def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
     """The first failed step's error, else the run's own failure or cancellation message."""
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
         event = entry.dagster_event
         if event and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            inner = _innermost(error)
-            # a Failure is a sentence of ours, whole in its message; anything else needs its traceback
-            details = _message(inner) if inner.cls_name in _SENTENCES else inner.to_string()
-            return RunFailure(event.step_key, f"step {event.step_key}", error_line(error), without_secrets(details))
+            return _failure(event.step_failure_data.error, event.step_key, f"step {event.step_key}")
     # a resource that could not start (a missing prerequisite, an unreachable server): before any step
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.RESOURCE_INIT_FAILURE):
         error = entry.dagster_event.event_specific_data.error
         if error is not None:
-            inner = _innermost(error)
-            details = _message(inner) if inner.cls_name in _SENTENCES else inner.to_string()
-            return RunFailure(None, "resource initialisation", error_line(error), without_secrets(details))
+            return _failure(error, None, "resource initialisation")
     # no step failed: run monitoring (a max runtime), a cancel in the UI, a launch that failed. The
     # reason is in the canceling or failure event; the final event only says that the run ended.
     run_events = [e for e in instance.all_logs(run_id, of_type=_RUN_ENDINGS) if (e.message or "").strip()]
