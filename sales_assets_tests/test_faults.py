@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import psycopg
 import pytest
 
 from sales_assets.contract import CLICKHOUSE_AGGREGATES, PG_TABLES
@@ -26,29 +30,89 @@ def good_state(run_job, pg, ch):
     return {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES}, ch_rows(ch, RUN_DATE)
 
 
-def test_postgres_load_failing_halfway_keeps_the_previous_table(good_state, run_job, pg, monkeypatch):
+class _CopyCutter(threading.Thread):
+    """Another PostgreSQL session that terminates the backend of each COPY into a staging table of
+    `table` (as a failover, an admin or a network cut would), up to `times` times."""
+
+    def __init__(self, dsn: str, table: str, times: int):
+        super().__init__(daemon=True)
+        self.dsn, self.pattern, self.times = dsn, f"copy %_stage_{table}_%", times
+        self.cut: list[int] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.done.is_set() and len(self.cut) < self.times:
+                for (pid,) in conn.execute(
+                    "select pid from pg_stat_activity where query ilike %s and state = 'active'", (self.pattern,)
+                ).fetchall():
+                    if pid not in self.cut and conn.execute("select pg_terminate_backend(%s)", (pid,)).fetchone()[0]:
+                        self.cut.append(pid)
+                time.sleep(0.05)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+
+
+def _slow_copies(monkeypatch, seconds: float = 3.0) -> None:
+    """Each task holds its COPYs open for `seconds` after their first batch, so the cutter meets them
+    streaming (400 lines would otherwise be copied before anyone could look)."""
     original = write.copy_partition_fn
 
-    def failing_after_first_batch(dsn, targets, tally):
+    def slow(dsn, targets, tally):
         copy = original(dsn, targets, tally)
 
-        def copy_then_fail(batches):
-            def some_then_boom():
-                yield next(batches)  # one batch reaches the COPY, then the executor dies
-                raise RuntimeError("injected failure in the middle of the load")
+        def copy_slowly(batches):
+            def first_then_wait():
+                import time
 
-            yield from copy(some_then_boom())
+                for i, batch in enumerate(batches):
+                    yield batch
+                    if i == 0:
+                        time.sleep(seconds)
 
-        return copy_then_fail
+            yield from copy(first_then_wait())
 
-    monkeypatch.setattr(write, "copy_partition_fn", failing_after_first_batch)
-    result = run_job(tags=TAGS, rows=1500, seed=32, raise_on_error=False)  # other data than the good run
+        return copy_slowly
+
+    monkeypatch.setattr(write, "copy_partition_fn", slow)
+
+
+def _events(result, kind: str, step: str = "clean_sales") -> list:
+    return [e for e in result.all_events if e.event_type_value == kind and e.step_key == step]
+
+
+def test_a_connection_cut_mid_copy_is_retried_twice_with_backoff_then_fails_keeping_the_tables(
+    good_state, run_job, instance, pg, monkeypatch
+):
+    _slow_copies(monkeypatch)
+    with _CopyCutter(pg.dsn, "cleaned_sales", times=10) as cutter:
+        result = run_job(tags=TAGS, rows=1500, seed=32, raise_on_error=False)  # other data than the good run
     assert not result.success
-    assert "injected failure" in str(
-        [e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure]
-    )
+    assert len(cutter.cut) == 3, cutter.cut  # every try's COPY was cut on the server
+    retries = _events(result, "STEP_UP_FOR_RETRY")
+    assert [e.event_specific_data.seconds_to_wait for e in retries] == [2, 6]  # 2 more tries, 2 s then 6 s
+    logged = {
+        kind: [
+            e.timestamp
+            for e in instance.all_logs(result.run_id)
+            if e.dagster_event
+            and e.dagster_event.step_key == "clean_sales"
+            and e.dagster_event.event_type_value == kind
+        ]
+        for kind in ("STEP_UP_FOR_RETRY", "STEP_RESTARTED")
+    }
+    waited = [b - a for a, b in zip(logged["STEP_UP_FOR_RETRY"], logged["STEP_RESTARTED"], strict=True)]
+    assert len(waited) == 2 and waited[0] >= 2 and waited[1] >= 6, waited
+    error = _events(result, "STEP_FAILURE")[0].step_failure_data.error.to_string()
+    assert "terminating connection due to administrator command" in error, error[-2000:]
     digests, _ = good_state
-    assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == digests
+    assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == digests  # both tables, the previous ones
     assert staging_tables(pg) == []
     monkeypatch.undo()
     assert run_job(tags=TAGS, rows=1500, seed=32).success
@@ -106,29 +170,13 @@ def test_a_killed_runs_clickhouse_stage_is_dropped_by_the_next_load(good_state, 
     )
 
 
-def test_a_transient_load_failure_is_retried_and_the_run_succeeds(good_state, run_job, pg, monkeypatch, tmp_path):
-    marker = str(tmp_path / "failed-once")
-    original = write.copy_partition_fn
-
-    def failing_once(dsn, targets, tally):
-        copy = original(dsn, targets, tally)
-        loads_cleaned_sales = any(t.stage.startswith("_stage_cleaned_sales") for t in targets)
-
-        def copy_or_fail_first_time(batches):
-            import os
-
-            if loads_cleaned_sales and not os.path.exists(marker):
-                open(marker, "w").close()
-                raise ConnectionError("injected: connection reset by peer")
-            yield from copy(batches)
-
-        return copy_or_fail_first_time
-
-    monkeypatch.setattr(write, "copy_partition_fn", failing_once)
-    result = run_job(tags=TAGS, rows=1200, seed=31)
+def test_a_connection_cut_once_is_retried_and_the_run_succeeds(good_state, run_job, pg, monkeypatch):
+    _slow_copies(monkeypatch)
+    with _CopyCutter(pg.dsn, "cleaned_sales", times=1) as cutter:
+        result = run_job(tags=TAGS, rows=1200, seed=31)
     assert result.success
-    retried = [e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-    assert retried == ["clean_sales"]
+    assert len(cutter.cut) == 1
+    assert len(_events(result, "STEP_UP_FOR_RETRY")) == 1
     digests, _ = good_state
     assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == digests  # same input, same tables
 
