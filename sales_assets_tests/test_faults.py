@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -157,6 +159,79 @@ def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it
     assert run_job(tags=TAGS, rows=1500, seed=33).success
     after = ch_rows(ch, RUN_DATE)
     assert after != snapshot and len(after) == len(set(after))  # the new snapshot, loaded once
+
+
+def test_a_clickhouse_stage_holding_other_than_the_snapshots_rows_is_never_swapped_in(
+    good_state, run_job, ch, monkeypatch
+):
+    _, snapshot = good_state
+    original = ClickHouseIOManager.replace_snapshot
+
+    def insert_twice(self, snapshot, token):  # as an insert retried after a lost acknowledgement would
+        client = self.clickhouse.get_client()
+        real_insert = client.insert_arrow
+
+        def insert_arrow(table, rows, *args, **kwargs):
+            real_insert(table, rows, *args, **kwargs)
+            return real_insert(table, rows, *args, **kwargs)
+
+        monkeypatch.setattr(client, "insert_arrow", insert_arrow)
+        try:
+            return original(self, snapshot, token)
+        finally:
+            monkeypatch.setattr(client, "insert_arrow", real_insert)
+
+    monkeypatch.setattr(ClickHouseIOManager, "replace_snapshot", insert_twice)
+    result = run_job(tags=TAGS, rows=1500, seed=33, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["clickhouse_sales_aggregates"]
+    error = failures[0].step_failure_data.error.to_string()
+    found = re.search(r"staged (\d+) rows into ClickHouse, expected (\d+)", error)
+    assert found, error[-2000:]
+    staged, expected = map(int, found.groups())
+    assert staged == 2 * expected > 0
+    assert ch_rows(ch, RUN_DATE) == snapshot  # the old snapshot, whole
+    assert (
+        ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
+        == 0
+    )
+
+
+def test_a_raw_sales_write_failing_midway_leaves_the_previous_parquet(
+    good_state, run_job, spark, settings, monkeypatch
+):
+    from pyspark.sql import functions as F
+
+    from sales_assets.assets import ingest
+
+    def raw():
+        frame = spark.read.parquet(f"{settings.parquet_uri}/raw_sales")
+        return frame.count(), frame.agg(F.sum(F.crc32(F.concat_ws("|", *frame.columns)))).first()[0]
+
+    before = raw()
+    generate = ingest.generate_raw_sales
+
+    def failing_in_the_write(*args, **kwargs):  # the last line fails as the files are being written
+        frame = generate(*args, **kwargs)
+        fails = F.col("sale_id") == F.lit("1500")
+        return frame.withColumn(
+            "product", F.when(fails, F.raise_error(F.lit("injected: disk full"))).otherwise(F.col("product"))
+        )
+
+    monkeypatch.setattr(ingest, "generate_raw_sales", failing_in_the_write)
+    result = run_job(tags=TAGS, rows=1500, seed=32, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["raw_sales"]
+    assert "injected: disk full" in failures[0].step_failure_data.error.to_string()
+    assert raw() == before  # the previous dataset, whole: the write went to a sibling directory
+    monkeypatch.undo()
+    assert run_job(tags=TAGS, rows=1500, seed=32).success
+    assert raw()[0] == 1500
+    assert sorted(p.name for p in Path(settings.parquet_uri).iterdir() if p.name.startswith("raw_sales")) == [
+        "raw_sales"
+    ]  # nothing aside is left
 
 
 def test_a_killed_runs_clickhouse_stage_is_dropped_by_the_next_load(good_state, run_job, ch):

@@ -1,6 +1,8 @@
 """Writing several PostgreSQL tables in one pass (`replace_tables`), against the real server, in a
 schema of its own: rows routed by struct column, value counts on the way, one swap for all."""
 
+import threading
+import time
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -216,9 +218,40 @@ def test_rows_committed_by_an_attempt_spark_discarded_fail_the_load(tables, spar
         return copy_partition
 
     monkeypatch.setattr(write, "copy_partition_fn", committed_twice)
-    with pytest.raises(RuntimeError, match="committed twice"):
+    with pytest.raises(RuntimeError) as failed:
         replace_tables(lines(spark, 900, reject_every=3), pg.dsn, [KEPT, REJECTED])
+    assert str(failed.value) == (  # the table and both counts: 600 kept lines, each partition copied twice
+        "transfer_test.cleaned_sales: the staging table holds 1,200 rows but the successful tasks wrote 600 "
+        "(a retried task's rows were committed twice); nothing was replaced"
+    )
     assert snapshot(pg) == before
+    assert query(
+        pg, "select count(*) from pg_tables where schemaname = %s and tablename like '\\_stage%%'", (SCHEMA,)
+    ) == [(0,)]
+
+
+def test_a_load_of_a_table_waits_for_the_load_holding_its_advisory_lock(tables, spark, pg):
+    replace_tables(lines(spark, 300, reject_every=5), pg.dsn, [KEPT, REJECTED])
+    before = snapshot(pg)
+    second = lines(spark, 900, reject_every=3)
+    loaded: dict = {}
+    with pg.connect(autocommit=True) as holder:  # a load of cleaned_sales in progress holds this lock
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (KEPT.qualified,))
+        thread = threading.Thread(target=lambda: loaded.update(stats=replace_tables(second, pg.dsn, [KEPT, REJECTED])))
+        thread.start()
+        waiting = "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+        deadline = time.monotonic() + 60
+        while query(pg, waiting) != [(1,)] and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.1)
+        assert query(pg, waiting) == [(1,)], "the second load did not wait for the table's lock"
+        time.sleep(2)  # it keeps waiting: nothing staged, nothing replaced
+        assert thread.is_alive() and "stats" not in loaded
+        assert query(pg, "select count(*) from pg_tables where tablename like '\\_stage%%'") == [(0,)]
+        assert snapshot(pg) == before
+        holder.execute("select pg_advisory_unlock(hashtext(%s))", (KEPT.qualified,))
+    thread.join(timeout=120)
+    assert loaded["stats"].rows == {KEPT.name: 600, REJECTED.name: 300}
+    assert loaded["stats"].phases["lock"] >= 2
 
 
 def test_spark_python_workers_load_the_transfer_code_without_dagster():
