@@ -3,7 +3,11 @@ a good CSV is ingested instead of generating."""
 
 from __future__ import annotations
 
+import gzip
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -40,6 +44,14 @@ def snapshot_of_everything(run_job, pg, ch, spark, settings):
     return lambda: state() == before
 
 
+def failed_in_raw_sales(result) -> str:
+    """The run failed in `raw_sales` (and nowhere else), stored nothing; returns its error."""
+    assert not result.success
+    assert [e.step_key for e in result.all_events if e.is_step_failure] == ["raw_sales"]
+    assert not materializations(result)
+    return failure_messages(result)
+
+
 def write_csv(path, header, rows):
     path.write_text("\n".join([",".join(header)] + [",".join(r) for r in rows]) + "\n")
     return str(path)
@@ -47,17 +59,14 @@ def write_csv(path, header, rows):
 
 def test_missing_source_file(run_job, snapshot_of_everything, tmp_path):
     result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False, source_path=str(tmp_path / "nope.csv"))
-    assert not result.success
-    assert "nope.csv does not exist" in failure_messages(result)
+    assert "nope.csv does not exist" in failed_in_raw_sales(result)
     assert snapshot_of_everything()
 
 
 def test_file_without_the_raw_columns(run_job, snapshot_of_everything, tmp_path):
     path = write_csv(tmp_path / "partial.csv", ["sale_id", "product", "amount"], [["1", "X", "2.00"]])
     result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False, source_path=path)
-    assert not result.success
-    message = failure_messages(result)
-    assert "lacks column(s) order_id, customer_id" in message
+    assert "lacks column(s) order_id, customer_id" in failed_in_raw_sales(result)
     assert snapshot_of_everything()
 
 
@@ -65,8 +74,47 @@ def test_empty_file(run_job, snapshot_of_everything, tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("")
     result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False, source_path=str(path))
-    assert not result.success
-    assert "is empty" in failure_messages(result)
+    assert "is empty" in failed_in_raw_sales(result)
+    assert snapshot_of_everything()
+
+
+HEADER = ",".join(RAW_COLUMNS)
+A_LINE = "1,10,7,W,T,Kazan,1,2.00,2.00,2026-09-01"
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("header.csv", (HEADER + "\n").encode(), "has no data lines"),
+        ("garbage.csv", b"\x00\x01\x02\xff\xfe garbage \x00" * 50, "is not valid UTF-8"),
+        ("semicolons.csv", b"a;b;c\n1;2;3\n", "lacks column(s) sale_id, order_id"),
+        # unreadable as what its name says it is
+        (
+            "cut.csv.gz",
+            gzip.compress(f"{HEADER}\n{A_LINE}\n".encode())[:40],
+            "source_path",
+        ),
+        ("broken.parquet", b"PAR1" + b"\x00" * 64 + b"PAR1", "cannot read source_path"),
+    ],
+)
+def test_a_bad_file_fails_in_raw_sales_and_touches_nothing(
+    run_job, snapshot_of_everything, tmp_path, name, content, expected
+):
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False, source_path=str(path))
+    message = failed_in_raw_sales(result)
+    assert str(path) in message and expected in message, message
+    assert snapshot_of_everything()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_a_file_without_read_permission_fails_in_raw_sales(run_job, snapshot_of_everything, tmp_path):
+    path = tmp_path / "secret.csv"
+    path.write_text(f"{HEADER}\n{A_LINE}\n")
+    path.chmod(0)
+    result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False, source_path=str(path))
+    assert f"source_path {path} is not readable" in failed_in_raw_sales(result)
     assert snapshot_of_everything()
 
 
@@ -78,21 +126,91 @@ def test_non_positive_rows(run_job, snapshot_of_everything, rows):
     assert snapshot_of_everything()
 
 
-def test_bad_postgres_url_fails_before_anything_and_hides_the_password(
-    snapshot_of_everything, settings, spark_resource, instance, monkeypatch
-):
-    url = "postgresql://sales:hunter2secret@127.0.0.1:1/sales"  # nothing listens on port 1
-    monkeypatch.setenv("SALES_PG_URL", url)
-    bad = Settings.from_env({**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), "SALES_PG_URL": url})
+def _run_with(env: dict, settings, spark_resource, instance, monkeypatch):
+    """A whole run of the real definitions with `env` over the suite's settings."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    bad = Settings.from_env({**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), **env})
     job = build_definitions(bad, spark=spark_resource).resolve_job_def("sales_job")
     result = job.execute_in_process(
         instance=instance, run_config=run_config(rows=100), tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False
     )
     assert not result.success
-    text = "\n".join(str(e.event_specific_data) + (e.message or "") for e in result.all_events)
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_START"]  # failed at run start
+    assert not materializations(result)
+    return "\n".join(str(e.event_specific_data) + (e.message or "") for e in result.all_events)
+
+
+def test_bad_postgres_url_fails_before_anything_and_hides_the_password(
+    snapshot_of_everything, settings, spark_resource, instance, monkeypatch
+):
+    url = "postgresql://sales:hunter2secret@127.0.0.1:1/sales"  # nothing listens on port 1
+    text = _run_with({"SALES_PG_URL": url}, settings, spark_resource, instance, monkeypatch)
     assert "127.0.0.1:1" in text
     assert "hunter2secret" not in text
-    assert not materializations(result)
+    assert snapshot_of_everything()
+
+
+def test_wrong_postgres_password_fails_before_anything_and_hides_it(
+    snapshot_of_everything, settings, spark_resource, instance, pg, monkeypatch
+):
+    parts = urlsplit(pg.dsn)
+    url = parts._replace(netloc=f"{parts.username}:hunter2wrong@{parts.hostname}:{parts.port}").geturl()
+    text = _run_with({"SALES_PG_URL": url}, settings, spark_resource, instance, monkeypatch)
+    assert f"{parts.hostname}:{parts.port}" in text and "password authentication failed" in text
+    assert "hunter2wrong" not in text
+    assert snapshot_of_everything()
+
+
+def test_bad_clickhouse_url_fails_before_anything_and_hides_the_password(
+    snapshot_of_everything, settings, spark_resource, instance, monkeypatch
+):
+    url = "http://sales:hunter2secret@127.0.0.1:1/sales"  # nothing listens on port 1
+    text = _run_with({"SALES_CH_URL": url}, settings, spark_resource, instance, monkeypatch)
+    assert "ClickHouse at 127.0.0.1:1" in text
+    assert "hunter2secret" not in text
+    assert snapshot_of_everything()
+
+
+class _ClickHouseRefusingThePassword(BaseHTTPRequestHandler):
+    """Answers every request as a ClickHouse server does a wrong password (HTTP 516 and its
+    exception text). A stand-in: no ClickHouse server can run on this machine, and chdb has no users."""
+
+    seen: list = []
+
+    def _refuse(self):
+        self.seen.append(self.headers.get("Authorization") or self.headers.get("X-ClickHouse-Key"))
+        body = (
+            b"Code: 516. DB::Exception: sales: Authentication failed: password is incorrect, "
+            b"or there is no user with such name. (AUTHENTICATION_FAILED) (version 24.8.4.13 (official build))\n"
+        )
+        self.send_response(516)
+        self.send_header("X-ClickHouse-Exception-Code", "516")
+        self.send_header("Content-Type", "text/plain; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, *args):
+        pass
+
+
+def test_wrong_clickhouse_password_fails_before_anything_and_hides_it(
+    snapshot_of_everything, settings, spark_resource, instance, monkeypatch
+):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClickHouseRefusingThePassword)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        url = f"http://sales:hunter2wrong@127.0.0.1:{port}/sales"
+        text = _run_with({"SALES_CH_URL": url}, settings, spark_resource, instance, monkeypatch)
+    finally:
+        server.shutdown()
+    assert _ClickHouseRefusingThePassword.seen and all(_ClickHouseRefusingThePassword.seen), "no password was sent"
+    assert f"ClickHouse at 127.0.0.1:{port}" in text and "Authentication failed" in text, text[-3000:]
+    assert "hunter2wrong" not in text
     assert snapshot_of_everything()
 
 

@@ -8,7 +8,6 @@ import pytest
 from sales_assets.contract import RAW_COLUMNS
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets_tests.conftest import query
-from sales_assets_tests.test_bad_input import failure_messages
 
 pytestmark = pytest.mark.integration
 TAGS = {RUN_DATE_TAG: "2026-10-01"}
@@ -46,26 +45,3 @@ def test_hostile_lines_are_kept_or_rejected_with_the_right_reason(run_job, pg, t
     assert query(
         pg, "select product, unit_price from sales.rejected_sales where sale_id in ('11', '12') order by sale_id"
     ) == [("Wid\ufffdget", "2.00"), ("Widget", "2.00\ufffdx")]
-
-
-def test_header_only_file_is_a_clear_error(run_job, tmp_path):
-    path = tmp_path / "header.csv"
-    path.write_text(HEADER + "\n")
-    result = run_job(tags=TAGS, source_path=str(path), raise_on_error=False)
-    assert not result.success
-    assert "has no data lines" in failure_messages(result)
-
-
-@pytest.mark.parametrize(
-    "content, expected",
-    [
-        (b"\x00\x01\x02\xff\xfe garbage \x00" * 50, "is not valid UTF-8"),
-        (b"a;b;c\n1;2;3\n", "lacks column(s) sale_id, order_id"),
-    ],
-)
-def test_binary_garbage_or_wrong_delimiter_is_a_clear_error(run_job, tmp_path, content, expected):
-    path = tmp_path / "bad.csv"
-    path.write_bytes(content)
-    result = run_job(tags=TAGS, source_path=str(path), raise_on_error=False)
-    assert not result.success
-    assert expected in failure_messages(result)
