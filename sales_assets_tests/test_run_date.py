@@ -75,3 +75,27 @@ def test_a_real_reexecution_keeps_the_import_date(run_job, instance, settings, m
         assert instance.get_run_by_id(again.run_id).root_run_id == first.run_id
         mats = [e.materialization for e in again.get_asset_materialization_events()]
         assert [m.metadata["import_date"].value for m in mats] == ["2026-02-14"]
+
+
+@pytest.mark.integration
+def test_a_real_reexecution_of_a_manual_run_takes_the_root_runs_creation_day(run_job, instance, settings, monkeypatch):
+    from dagster._core.storage.runs.schema import RunsTable
+
+    first = run_job(rows=400, seed=4)  # manual: no date tag
+    assert first.success
+    # the root run was created long ago (as a re-execution days later sees it): back-date it in
+    # the instance's run storage, the record Dagster itself keeps
+    with instance.run_storage.connect() as conn:
+        conn.execute(
+            RunsTable.update()
+            .where(RunsTable.c.run_id == first.run_id)
+            .values(create_timestamp=datetime(2026, 3, 1, 23, 30))  # stored as naive UTC
+        )
+    assert instance.get_run_record_by_id(first.run_id).create_timestamp.date() == date(2026, 3, 1)
+    monkeypatch.setenv("SALES_TEST_DATA_DIR", str(settings.data_dir))
+    options = ReexecutionOptions(parent_run_id=first.run_id, step_selection=["clickhouse_sales_aggregates"])
+    with execute_job(reconstructable(_sales_job), instance=instance, reexecution_options=options) as again:
+        assert again.success
+        assert RUN_DATE_TAG not in instance.get_run_by_id(again.run_id).tags
+        mats = [e.materialization for e in again.get_asset_materialization_events()]
+        assert [m.metadata["import_date"].value for m in mats] == ["2026-03-01"]
