@@ -46,6 +46,9 @@ def outcome(spark, timezone="UTC", **values):
         ({"unit_price": "1.05e1", "amount": ""}, "unparseable"),  # money in exponent notation
         ({"unit_price": "1e1", "amount": ""}, "unparseable"),
         ({"unit_price": "10000000000.00", "quantity": "1", "amount": ""}, "unparseable"),  # beyond numeric(12,2)
+        # each value fits numeric(12,2), their product (the amount to store) does not
+        ({"unit_price": "9999999999.99", "quantity": "2", "amount": ""}, "unparseable"),
+        ({"unit_price": "5000000000.00", "quantity": "2", "amount": "9999999999.99"}, "unparseable"),
         # a fractional quantity is unparseable; ids are positive integers
         ({"quantity": "2.5"}, "unparseable"),
         ({"sale_id": "-7"}, "unparseable"),
@@ -64,6 +67,15 @@ def outcome(spark, timezone="UTC", **values):
 )
 def test_rejected(spark, values, reason):
     assert outcome(spark, **values)[0] == reason
+
+
+@pytest.mark.parametrize(
+    "quantity, unit_price",
+    [("1", "9999999999.99"), ("3", "3333333333.33")],  # the largest amount numeric(12,2) holds
+)
+def test_an_amount_at_the_top_of_numeric_12_2_is_kept(spark, quantity, unit_price):
+    reason, kept = outcome(spark, quantity=quantity, unit_price=unit_price, amount="")
+    assert reason is None and kept["amount"] == Decimal("9999999999.99")
 
 
 @pytest.mark.parametrize(
