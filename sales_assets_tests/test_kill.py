@@ -107,3 +107,117 @@ def test_sigkill_of_the_spark_server_mid_load_fails_the_run_clearly_and_the_next
     finally:
         EmbeddedPostgres(data_dir / "postgres").stop()
         server.stop()
+
+
+# `python -m sales_assets run`, paused (until killed) at a point inside one load: after the staged
+# aggregates are counted and before their swap, or before ClickHouse's partition swap. The pause
+# is the only thing added; the kill and the recovery are real.
+_PAUSED_RUN = """
+import os, time
+from pathlib import Path
+
+def pause():
+    Path(os.environ["SALES_TEST_PAUSED"]).write_text(str(os.getpid()))
+    time.sleep(600)
+
+if os.environ["SALES_TEST_PAUSE_IN"] == "sales_aggregates":
+    from sales_assets.pg_transfer import write
+    check = write._check_staged_rows
+
+    def checked_then_paused(conn, table, stage, reported):
+        check(conn, table, stage, reported)
+        if table.name == "sales_aggregates":
+            pause()
+
+    write._check_staged_rows = checked_then_paused
+else:
+    from sales_assets.io_managers.clickhouse import ClickHouseIOManager
+    replace = ClickHouseIOManager.replace_snapshot
+
+    def staged_then_paused(self, snapshot, token):
+        client = self.clickhouse.get_client()
+        command = client.command
+
+        def paused_before_the_swap(sql, *args, **kwargs):
+            if "replace partition" in sql:
+                pause()
+            return command(sql, *args, **kwargs)
+
+        client.command = paused_before_the_swap
+        return replace(self, snapshot, token)
+
+    ClickHouseIOManager.replace_snapshot = staged_then_paused
+
+from sales_assets.cli import main
+main(["run"])
+"""
+AGGREGATE_COLUMNS = "grain, region, product, orders, sales, units, revenue, avg_check, first_sale, last_sale"
+
+
+def _pg_aggregates(data_dir: Path) -> tuple[set, int]:
+    with psycopg.connect(EmbeddedPostgres(data_dir / "postgres").url()) as conn:
+        rows = set(conn.execute(f"select {AGGREGATE_COLUMNS} from sales.sales_aggregates").fetchall())
+        stages = conn.execute(
+            "select count(*) from pg_tables where tablename like '\\_stage\\_sales\\_aggregates%%'"
+        ).fetchone()[0]
+    return rows, stages
+
+
+def _ch_aggregates(data_dir: Path) -> tuple[list, int]:
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=f"chdb://{data_dir / 'clickhouse'}")
+    try:
+        rows = client.query(f"select {AGGREGATE_COLUMNS} from sales.sales_aggregates").result_rows
+        stages = client.command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
+    finally:
+        client.close()  # chdb: one process per data path; the next run needs it
+    return rows, int(stages)
+
+
+@pytest.mark.parametrize("paused_in", ["sales_aggregates", "clickhouse"])
+def test_sigkill_in_the_aggregates_or_clickhouse_load_keeps_the_old_table_and_the_next_run_recovers(paused_in):
+    data_dir = Path(tempfile.mkdtemp(prefix=f"sales_kill_{paused_in}_"))
+    data_dir.chmod(0o755)
+    run = [sys.executable, "-m", "sales_assets", "run"]
+    other_lines = {"SALES_SEED": "6"}  # the killed run and the recovery: other data than the first run
+    try:
+        subprocess.run(run, env=_env(data_dir, 2000), capture_output=True, timeout=600, check=True)
+        old_pg, _ = _pg_aggregates(data_dir)
+        old_ch, _ = _ch_aggregates(data_dir)
+        assert old_pg and set(old_ch) == old_pg
+        paused = data_dir / "paused"
+        env = {
+            **_env(data_dir, 2000),
+            **other_lines,
+            "SALES_TEST_PAUSED": str(paused),
+            "SALES_TEST_PAUSE_IN": paused_in,
+        }
+        with open(data_dir / "killed.log", "w") as out:
+            proc = subprocess.Popen([sys.executable, "-c", _PAUSED_RUN], env=env, stdout=out, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 300
+            while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert paused.exists(), (data_dir / "killed.log").read_text()[-3000:]
+            if paused_in == "sales_aggregates":
+                assert _pg_aggregates(data_dir)[1] == 1  # mid-load: the new aggregates are staged
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+        pg_rows, pg_stages = _pg_aggregates(data_dir)
+        ch_rows, ch_stages = _ch_aggregates(data_dir)
+        assert set(ch_rows) == old_pg and len(ch_rows) == len(old_ch)  # ClickHouse: the old snapshot, whole
+        if paused_in == "sales_aggregates":
+            assert (pg_rows, pg_stages) == (old_pg, 1)  # the old table, and the killed load's leftover
+        else:
+            assert pg_rows != old_pg and ch_stages == 1  # PostgreSQL has the new aggregates; the stage is left
+        again = subprocess.run(
+            run, env={**_env(data_dir, 2000), **other_lines}, capture_output=True, text=True, timeout=600
+        )
+        assert again.returncode == 0, again.stdout[-3000:]
+        new_pg, pg_stages = _pg_aggregates(data_dir)
+        new_ch, ch_stages = _ch_aggregates(data_dir)
+        assert new_pg != old_pg and set(new_ch) == new_pg and len(new_ch) == len(new_pg)  # loaded once
+        assert (pg_stages, ch_stages) == (0, 0)  # leftovers dropped
+    finally:
+        EmbeddedPostgres(data_dir / "postgres").stop()
+        EmbeddedSparkConnect(data_dir / "spark-connect", {}).stop()
