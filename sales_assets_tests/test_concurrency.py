@@ -71,6 +71,8 @@ def test_a_run_that_cannot_get_the_lock_in_time_fails_before_touching_anything(d
 
 
 def test_a_second_run_queues_until_the_first_releases_the_lock(defs, instance, run_job, pg):
+    run_job(rows=1500, seed=3)
+    before = _digests(pg)
     holder = _hold_lock(pg)
     outcome: dict = {}
 
@@ -90,11 +92,17 @@ def test_a_second_run_queues_until_the_first_releases_the_lock(defs, instance, r
         assert waiting, "the second run never asked for the lock"
         time.sleep(2)
         assert thread.is_alive(), "the second run did not wait for the lock"
+        assert _digests(pg) == before  # and wrote nothing while it waited
     finally:
+        released_at = time.time()
         holder.close()  # the first run ends
     thread.join(timeout=600)
     result = outcome["result"]
     assert result.success
+    step_starts = [
+        e.timestamp for e in instance.all_logs(result.run_id) if e.is_dagster_event and e.dagster_event.is_step_start
+    ]
+    assert step_starts and min(step_starts) >= released_at  # no step before the lock was released
     messages = " ".join(e.user_message for e in instance.all_logs(result.run_id))
     assert "waiting for another materialization to finish (the other run" in messages
     assert (
