@@ -126,28 +126,36 @@ def test_a_connection_cut_mid_copy_is_retried_twice_with_backoff_then_fails_keep
     assert staging_tables(pg) == []
 
 
+def _wrap_clickhouse_client(monkeypatch, method: str, wrap) -> None:
+    """During each ClickHouse load, the client's `method` is `wrap(the real one)`."""
+    original = ClickHouseIOManager.replace_snapshot
+
+    def replace_snapshot(self, snapshot, token):
+        client = self.clickhouse.get_client()
+        real = getattr(client, method)
+        monkeypatch.setattr(client, method, wrap(real))
+        try:
+            return original(self, snapshot, token)
+        finally:
+            monkeypatch.setattr(client, method, real)
+
+    monkeypatch.setattr(ClickHouseIOManager, "replace_snapshot", replace_snapshot)
+
+
 def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it_once(
     good_state, run_job, ch, monkeypatch
 ):
     _, snapshot = good_state
-    original = ClickHouseIOManager.replace_snapshot
 
-    def insert_then_fail(self, snapshot, token):
-        client = self.clickhouse.get_client()
-        real_command = client.command
-
-        def command(sql, *args, **kwargs):
+    def failing_before_the_swap(command):
+        def wrapped(sql, *args, **kwargs):
             if "replace partition" in sql:
                 raise RuntimeError("injected failure before the partition swap")
-            return real_command(sql, *args, **kwargs)
+            return command(sql, *args, **kwargs)
 
-        monkeypatch.setattr(client, "command", command)
-        try:
-            return original(self, snapshot, token)
-        finally:
-            monkeypatch.setattr(client, "command", real_command)
+        return wrapped
 
-    monkeypatch.setattr(ClickHouseIOManager, "replace_snapshot", insert_then_fail)
+    _wrap_clickhouse_client(monkeypatch, "command", failing_before_the_swap)
     result = run_job(tags=TAGS, rows=1500, seed=33, raise_on_error=False)
     assert not result.success
     assert ch_rows(ch, RUN_DATE) == snapshot  # the old snapshot, whole
@@ -165,23 +173,15 @@ def test_a_clickhouse_stage_holding_other_than_the_snapshots_rows_is_never_swapp
     good_state, run_job, ch, monkeypatch
 ):
     _, snapshot = good_state
-    original = ClickHouseIOManager.replace_snapshot
 
-    def insert_twice(self, snapshot, token):  # as an insert retried after a lost acknowledgement would
-        client = self.clickhouse.get_client()
-        real_insert = client.insert_arrow
+    def inserting_twice(insert_arrow):  # as an insert retried after a lost acknowledgement would
+        def wrapped(table, rows, *args, **kwargs):
+            insert_arrow(table, rows, *args, **kwargs)
+            return insert_arrow(table, rows, *args, **kwargs)
 
-        def insert_arrow(table, rows, *args, **kwargs):
-            real_insert(table, rows, *args, **kwargs)
-            return real_insert(table, rows, *args, **kwargs)
+        return wrapped
 
-        monkeypatch.setattr(client, "insert_arrow", insert_arrow)
-        try:
-            return original(self, snapshot, token)
-        finally:
-            monkeypatch.setattr(client, "insert_arrow", real_insert)
-
-    monkeypatch.setattr(ClickHouseIOManager, "replace_snapshot", insert_twice)
+    _wrap_clickhouse_client(monkeypatch, "insert_arrow", inserting_twice)
     result = run_job(tags=TAGS, rows=1500, seed=33, raise_on_error=False)
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
@@ -279,6 +279,14 @@ def _aggregates_without_grain(cleaned, **options):
     return aggregate_sales(cleaned, **options).withColumn("grain", F.lit(None).cast("string"))  # grain is NOT NULL
 
 
+def _aggregates_with_a_group_twice(cleaned, **options):
+    from sales_assets.transforms.aggregate import aggregate_sales
+
+    aggregates = aggregate_sales(cleaned, **options)
+    # a product-grain row, whose region is NULL: only a key with NULLS NOT DISTINCT refuses it twice
+    return aggregates.unionByName(aggregates.filter("grain = 'product'").limit(1))
+
+
 @pytest.mark.parametrize(
     "step, target, spoiled, sqlstate, its_tables",
     [
@@ -286,6 +294,8 @@ def _aggregates_without_grain(cleaned, **options):
         ("clean_sales", "routed_lines", _nul_in_cleaned_products, "22021", ["cleaned_sales", "rejected_sales"]),
         # refused in the I/O manager's load
         ("sales_aggregates", "aggregate_sales", _aggregates_without_grain, "23502", ["sales_aggregates"]),
+        # refused by the unique key (grain, region, product) when the load adds it
+        ("sales_aggregates", "aggregate_sales", _aggregates_with_a_group_twice, "23505", ["sales_aggregates"]),
     ],
 )
 def test_rows_postgresql_refuses_fail_the_step_at_once_and_keep_its_tables(
