@@ -61,10 +61,10 @@ def test_all_checks_pass_on_good_data_with_numbers(good_run):
     assert got[C.CLICKHOUSE_RECONCILES].metadata["clickhouse_rows"].value > 0
 
 
-def test_raw_row_count_fails_when_lines_are_lost(good_run, run_check, spark, settings):
-    path = f"{settings.parquet_uri}/raw_sales"
-    spark.read.parquet(path).limit(1400).write.mode("overwrite").parquet(path + ".tmp")
-    spark.read.parquet(path + ".tmp").write.mode("overwrite").parquet(path)
+def test_raw_row_count_fails_when_lines_are_lost(good_run, run_check, spark, settings, tmp_path):
+    path, fewer = f"{settings.parquet_uri}/raw_sales", str(tmp_path / "fewer")  # nothing left beside the asset
+    spark.read.parquet(path).limit(1400).write.mode("overwrite").parquet(fewer)
+    spark.read.parquet(fewer).write.mode("overwrite").parquet(path)
     evaluation = run_check(C.raw_row_count_as_requested)
     assert not evaluation.passed
     assert evaluation.metadata["stored_rows"].value == 1400
