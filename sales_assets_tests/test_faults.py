@@ -26,6 +26,12 @@ def staging_tables(pg) -> list:
     return query(pg, "select tablename from pg_tables where schemaname = 'sales' and tablename like '\\_stage%%'")
 
 
+def clickhouse_staging_tables(ch) -> int:
+    return int(
+        ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
+    )
+
+
 @pytest.fixture
 def good_state(run_job, pg, ch):
     assert run_job(tags=TAGS, rows=1200, seed=31).success
@@ -159,10 +165,7 @@ def test_clickhouse_load_failing_halfway_keeps_the_snapshot_and_a_retry_loads_it
     result = run_job(tags=TAGS, rows=1500, seed=33, raise_on_error=False)
     assert not result.success
     assert ch_rows(ch, RUN_DATE) == snapshot  # the old snapshot, whole
-    assert (
-        ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
-        == 0
-    )
+    assert clickhouse_staging_tables(ch) == 0
     monkeypatch.undo()
     assert run_job(tags=TAGS, rows=1500, seed=33).success
     after = ch_rows(ch, RUN_DATE)
@@ -192,10 +195,7 @@ def test_a_clickhouse_stage_holding_other_than_the_snapshots_rows_is_never_swapp
     staged, expected = map(int, found.groups())
     assert staged == 2 * expected > 0
     assert ch_rows(ch, RUN_DATE) == snapshot  # the old snapshot, whole
-    assert (
-        ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
-        == 0
-    )
+    assert clickhouse_staging_tables(ch) == 0
 
 
 def test_a_raw_sales_write_failing_midway_leaves_the_previous_parquet(
@@ -238,10 +238,7 @@ def test_a_killed_runs_clickhouse_stage_is_dropped_by_the_next_load(good_state, 
         create_table_sql(CLICKHOUSE_AGGREGATES, "_stage_sales_aggregates_0badc0ffee00")
     )  # as a SIGKILL leaves it
     assert run_job(tags=TAGS, rows=1500, seed=33).success
-    assert (
-        ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
-        == 0
-    )
+    assert clickhouse_staging_tables(ch) == 0
 
 
 def test_a_connection_cut_once_is_retried_and_the_run_succeeds(good_state, run_job, pg, monkeypatch):
