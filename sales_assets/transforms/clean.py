@@ -38,6 +38,8 @@ NAME_COLUMNS = ("product", "category", "region")
 NUL, REPLACEMENT_CHARACTER = "\x00", "\ufffd"
 # ClickHouse keeps first_sale/last_sale as Date32, which starts here: older dates are unparseable.
 EARLIEST_SALE = "1900-01-01 00:00:00"
+# Unicode's format characters (category Cf): zero-width space, joiners, word joiner, BOM, soft hyphen
+FORMAT_CHARACTER = r"\p{Cf}"
 
 # The rules are written as SQL expressions, a few `selectExpr` steps: built from Column objects
 # they took thousands of Py4J round trips, over a second of a cold run, before the first task.
@@ -47,12 +49,15 @@ EARLIEST_SALE = "1900-01-01 00:00:00"
 # columns, and the rules below combine those columns.
 _WHITESPACE_CLASS = "[" + "".join(f"\\u{ord(c):04x}" for c in UNICODE_WHITESPACE) + "]"
 ASCII_WHITESPACE = "".join(c for c in UNICODE_WHITESPACE if c.isascii())
-_INNER_MESS = _WHITESPACE_CLASS.replace("\\u0020", "") + "|  "  # a non-space whitespace, or two spaces
-# A time of day followed by a zone: `Z`, an offset (`+03:00`, `-0500`, `+03`), or a zone name.
-ZONED_TIMESTAMP = (
-    r"(?i)[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?\s*"
-    r"(z|[+-][0-9]{2}(:?[0-9]{2})?|(utc|gmt|ut)([+-].*)?|[a-z]+/[a-z_/+-]+)\s*$"
-)
+# `sale_ts`: a date needs year, month and day (`2026-11` is unparseable); a time may follow, then a
+# zone: `Z`, an offset (`+03:00`, `+0300`, `+03`, `-5`), UTC/GMT with or without one, or an IANA
+# name. Other zone text (`EST`, `CET`: ambiguous abbreviations) is unparseable, never ignored.
+_DATE = r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+_TIME = r"[0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?"
+_OFFSET = r"[+-][0-9]{1,2}(:?[0-9]{2})?"
+_ZONE = rf"(z|{_OFFSET}|(utc|gmt|ut)({_OFFSET})?|[a-z_]+(/[a-z0-9_+-]+)+)"
+ZONED_TIMESTAMP = rf"(?i)^\s*{_DATE}[t ]{_TIME}\s*{_ZONE}\s*$"
+PLAIN_TIMESTAMP = rf"(?i)^\s*{_DATE}([t ]{_TIME})?\s*$"
 MONEY_COLUMNS = ("unit_price", "amount")
 ID_COLUMNS = ("sale_id", "order_id", "customer_id")
 
@@ -89,15 +94,22 @@ def _helpers(timezone: str) -> list[str]:
         f"coalesce(try_cast(quantity AS INT), CASE WHEN {integral} "
         f"THEN try_cast(substring({text}, 1, {point} - 1) AS INT) END) AS t_quantity"
     ]
-    # the zone regex only where a zone may be: the text ends in a letter or in +hh, +hhmm, +hh:mm
-    maybe = (
-        "(NOT substr(sale_ts, -1) BETWEEN '0' AND '9' OR substr(sale_ts, -3, 1) IN ('+', '-') "
-        "OR substr(sale_ts, -5, 1) IN ('+', '-') OR substr(sale_ts, -6, 1) IN ('+', '-'))"
+    # The regexes run only where the text is not the common shape (`2026-11-01 10:00:00[.fff]`):
+    # it ends in a letter or in +h, +hh, +hhmm, +hh:mm, or it does not start with yyyy-m[m]-.
+    maybe_zoned = (
+        "(NOT substr(sale_ts, -1) BETWEEN '0' AND '9' OR substr(sale_ts, -2, 1) IN ('+', '-') "
+        "OR substr(sale_ts, -3, 1) IN ('+', '-') OR substr(sale_ts, -5, 1) IN ('+', '-') "
+        "OR substr(sale_ts, -6, 1) IN ('+', '-'))"
     )
-    zoned = f"CASE WHEN {maybe} THEN sale_ts rlike {sql_literal(ZONED_TIMESTAMP)} ELSE false END"
+    full_date = "(substr(sale_ts, 5, 1) = '-' AND locate('-', sale_ts, 6) IN (7, 8))"
     # an instant converted to wall time in `timezone` (Spark's TIMESTAMP cast puts it in the session's)
     instant = f"convert_timezone({sql_literal(timezone)}, CAST(try_cast(sale_ts AS TIMESTAMP) AS TIMESTAMP_NTZ))"
-    sale_ts = [f"CASE WHEN {zoned} THEN {instant} ELSE try_cast(sale_ts AS TIMESTAMP_NTZ) END AS wall_sale_ts"]
+    wall = "try_cast(sale_ts AS TIMESTAMP_NTZ)"
+    sale_ts = [
+        f"CASE WHEN {maybe_zoned} THEN CASE WHEN sale_ts rlike {sql_literal(ZONED_TIMESTAMP)} THEN {instant} "
+        f"WHEN sale_ts rlike {sql_literal(PLAIN_TIMESTAMP)} THEN {wall} END "
+        f"WHEN {full_date} OR sale_ts rlike {sql_literal(PLAIN_TIMESTAMP)} THEN {wall} END AS wall_sale_ts"
+    ]
     return names + ids + money + quantity + sale_ts
 
 
@@ -116,11 +128,18 @@ _MESSY_NAMES = " OR ".join(
 
 
 def _name(name: str) -> str:
-    """Unicode whitespace trimmed and inner runs collapsed to one space; blank becomes null. The
-    regex runs only on lines that need it: a regex search on every name cost ~2.5 s of 1M lines."""
+    """Format characters (zero-width space, joiners, a BOM inside the text) removed, NFC-composed
+    (`Café` typed two ways is one name), Unicode whitespace trimmed and inner runs collapsed to one
+    space; blank becomes null. This runs only on names that need it (not plain ASCII): a regex
+    search on every name cost ~2.5 s of 1M lines. NFC comes from ICU, which Spark ships."""
+    composed = (
+        f"CASE WHEN {name} IS NOT NULL THEN reflect('com.ibm.icu.text.Normalizer', 'compose', "
+        f"regexp_replace({name}, {sql_literal(FORMAT_CHARACTER)}, ''), false) END"
+    )
     w = _trimmed(name)
     return (
-        f"CASE WHEN {_MESSY_NAMES} THEN nullif(regexp_replace({w}, {sql_literal(_WHITESPACE_CLASS + '+')}, ' '), '') "
+        f"CASE WHEN {_MESSY_NAMES} THEN nullif(regexp_replace({_trimmed(f'({composed})')}, "
+        f"{sql_literal(_WHITESPACE_CLASS + '+')}, ' '), '') "
         f"ELSE nullif({w}, '') END"
     )
 

@@ -1,10 +1,11 @@
-"""Reading raw sales from a CSV or Parquet file instead of generating them (docs/contract.md,
-"Reading files")."""
+"""Reading raw sales from CSV or Parquet files instead of generating them (docs/contract.md,
+"Reading files"): every raw column as the text the cleaning rules read."""
 
 from __future__ import annotations
 
-import os
-from urllib.parse import urlsplit
+from collections import defaultdict
+from functools import reduce
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -12,185 +13,283 @@ from pyspark.sql import types as T
 
 from sales_assets.contract import RAW_COLUMNS
 from sales_assets.transforms.clean import require_raw_columns
+from sales_assets.transforms.csv_records import count_file_records, parse_records, positional_names
+from sales_assets.transforms.source_files import (
+    PARQUET_SUFFIXES,
+    SourceFileError,
+    SourceFiles,
+    csv_header,
+    list_source,
+    local_path,
+)
+from sales_assets.transforms.sql import sql_literal
 
-# RFC 4180: `"` quotes a field and `""` inside quotes is one `"`; a quoted field may hold commas and
-# line breaks (so one raw line is one record, not one physical line); a backslash is an ordinary
-# character. Spark's defaults differ (backslash escapes, one record per physical line). Every
-# column is read as text: parsing is the cleaning step's job, with counted rejections.
+__all__ = ["PARQUET_SUFFIXES", "SourceFileError", "count_source_records", "read_raw_file"]
+
+# RFC 4180: `"` quotes a field and `""` inside quotes is one `"`; a backslash is an ordinary
+# character (Spark's default escapes with it). Spark's line reader ends a line at CR, LF or CRLF,
+# mixed in one file, and splits a large file over every core; it is used for every file in which no
+# quoted field holds a line break (no physical line has an odd number of quotes). The others are
+# parsed by Arrow, a file per task (transforms/csv_records.py). Columns are taken by position from
+# each file's own header, so files of one folder may order them differently.
 CSV_OPTIONS = {
-    "header": True,
-    "inferSchema": False,
+    "header": True,  # the first line of each file is skipped; its names are read separately
+    "enforceSchema": True,
     "mode": "PERMISSIVE",
-    "enforceSchema": False,
-    "multiLine": True,
+    "multiLine": False,
     "quote": '"',
     "escape": '"',
     "encoding": "UTF-8",
 }
-PARQUET_SUFFIXES = (".parquet", ".pq")
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
-BOM = "\ufeff"
 # what a typed Parquet timestamp becomes: the text the `sale_ts` rule reads, offset included when
 # the value is an instant
 INSTANT_TEXT = "yyyy-MM-dd HH:mm:ss.SSSSSSXXX"
 NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
-
-
-class SourceFileError(ValueError):
-    pass
-
-
-def is_parquet(path: str) -> bool:
-    return path.lower().rstrip("/").endswith(PARQUET_SUFFIXES)
+# Dates before 1582 in INT96 or DATE columns are read as written (pre-1900 is unparseable anyway)
+REBASE_CONFS = ("spark.sql.parquet.int96RebaseModeInRead", "spark.sql.parquet.datetimeRebaseModeInRead")
+FILE_COLUMN = "_source_file"
 
 
 def read_raw_file(spark: SparkSession, path: str) -> DataFrame:
-    """The raw columns of a CSV (with a header) or Parquet file, every value as text; extra
-    columns are ignored, missing ones are an error. Checked before anything is written."""
-    _check_local_file(path)
-    if is_parquet(path):
-        frame = _read_parquet(spark, path)
-    elif path.lower().rstrip("/").endswith(CSV_SUFFIXES):
-        frame = _read_csv(spark, path)
-    else:
-        raise SourceFileError(f"source_path {path} must end in .csv, .csv.gz, .txt or .parquet")
+    """The raw columns of the CSV or Parquet files `path` names (a file, a folder, a glob), every
+    value as text; extra columns are ignored, missing ones are an error. Checked before anything is
+    written."""
+    source = list_source(path)
+    frame = _read_parquet(spark, source) if source.format == "parquet" else _read_csv(spark, source)
     if frame.isEmpty():  # one tiny job: a file with a header and nothing else is a mistake
         raise SourceFileError(f"source_path {path} has no data lines")
     return frame
 
 
 def count_source_records(spark: SparkSession, path: str) -> int:
-    """Raw lines in the source file as the contract counts them: CSV records (a quoted line break
-    does not start a new one), or Parquet rows."""
-    if is_parquet(path):
-        return spark.read.parquet(path).count()
-    return spark.read.csv(path, **CSV_OPTIONS).count()
+    """Raw lines in the source as the contract counts them, without Spark's or Arrow's CSV readers:
+    CSV records counted from the files' bytes in the workers, Parquet rows from the footers."""
+    source = list_source(path)
+    if source.format == "parquet":
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in source.files)
+
+    def count(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            counts = [count_file_records(f) for f in batch.column("file").to_pylist()]  # a file each
+            yield pa.RecordBatch.from_pydict({"records": counts}, schema=pa.schema([("records", pa.int64())]))
+
+    files = _files_frame(spark, source.files)
+    return files.mapInArrow(count, "records long").agg(F.sum("records")).first()[0] or 0
 
 
-def _check_local_file(path: str) -> None:
-    scheme = urlsplit(path).scheme
-    if scheme not in ("", "file"):
-        return
-    local = urlsplit(path).path if scheme else path
-    if not os.path.exists(local):
-        raise SourceFileError(f"source_path {path} does not exist")
-    if not os.access(local, os.R_OK):
-        raise SourceFileError(f"source_path {path} is not readable")
-    if os.path.isfile(local) and os.path.getsize(local) == 0:
-        raise SourceFileError(f"source_path {path} is empty")
+def _files_frame(spark: SparkSession, files) -> DataFrame:
+    """One row per file, one partition per file (up to 64): a task per file."""
+    frame = spark.createDataFrame([(f,) for f in files], "file string")
+    return frame.repartition(min(len(files), 64), "file") if len(files) > 1 else frame
 
 
-def _spark_error(path: str, exc: Exception) -> SourceFileError:
-    return SourceFileError(f"cannot read source_path {path}: {str(exc).splitlines()[0]}")
+# ---- CSV ----------------------------------------------------------------------------------------
 
 
-def _read_csv(spark: SparkSession, path: str) -> DataFrame:
-    try:
-        _require_utf8(spark, path)
-        header = spark.read.csv(path, **{**CSV_OPTIONS, "header": False}).first()
-        frame = spark.read.csv(path, **CSV_OPTIONS)
-    except SourceFileError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Spark's analysis errors come in many classes
-        raise _spark_error(path, exc) from None
-    found = [str(v) if v is not None else "" for v in (header or [])]
-    # Spark drops a UTF-8 byte order mark itself; the header we read raw may still carry it
-    names = _checked_header(path, [found[0].lstrip(BOM)] + found[1:] if found else [])
-    # Spark renames repeated header names, so the frame's columns are taken by position
-    return frame.toDF(*names).select(*RAW_COLUMNS)
+def _read_csv(spark: SparkSession, source: SourceFiles) -> DataFrame:
+    multiline = _scan_csv_text(spark, source)
+    by_header: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for file in source.files:
+        by_header[tuple(_checked_header(file, csv_header(file), source.hive_columns()))].append(file)
+    parts = []
+    for names, files in by_header.items():
+        lines = [f for f in files if f not in multiline]
+        quoted_breaks = [f for f in files if f in multiline]
+        width = len(names)
+        schema = T.StructType([T.StructField(n, T.StringType()) for n in positional_names(width)])
+        if lines:
+            frame = spark.read.csv(lines, schema=schema, **CSV_OPTIONS)
+            parts.append(_raw_by_position(frame, names, "_metadata.file_path", source))
+        if quoted_breaks:
+            parts.append(_raw_by_position(_parsed_by_arrow(spark, quoted_breaks, schema), names, FILE_COLUMN, source))
+    return reduce(DataFrame.unionByName, parts)
 
 
-def _require_utf8(spark: SparkSession, path: str) -> None:
-    """A file that is not valid UTF-8 fails, naming what was found: Spark's reader would turn the
-    bytes into U+FFFD and carry on. Spark's text source keeps each line's bytes as they are."""
-    bad = (
-        spark.read.text(path)
-        .filter("NOT is_valid_utf8(value)")
-        .selectExpr("CAST(substr(value, 1, 40) AS BINARY) AS sample")
-        .first()
+def _scan_csv_text(spark: SparkSession, source: SourceFiles) -> set[str]:
+    """One pass over every line of the files: a file that is not UTF-8 fails, naming what was
+    found (Spark's reader would turn the bytes into U+FFFD and carry on); returns the files in
+    which a quoted field holds a line break (a physical line with an odd number of quotes)."""
+    found = (
+        spark.read.text(list(source.files))
+        .selectExpr(
+            "_metadata.file_path AS file",
+            "NOT is_valid_utf8(value) AS invalid",
+            "CAST(substr(value, 1, 40) AS BINARY) AS sample",
+            "(length(value) - length(replace(value, '\"', ''))) % 2 = 1 AS odd",
+        )
+        .where("invalid OR odd")
+        .groupBy("file")
+        .agg(F.expr("max_by(sample, invalid) AS sample"), F.expr("bool_or(invalid) AS invalid"))
+        .collect()  # a row per file that is not plain: a handful
     )
-    if bad is None:
-        return
-    sample = bytes(bad["sample"])
+    by_uri = {_uri_key(f): f for f in source.files}
+    for row in found:
+        if row["invalid"]:
+            _raise_not_utf8(by_uri.get(_uri_key(row["file"]), row["file"]), bytes(row["sample"]))
+    return {by_uri.get(_uri_key(row["file"]), row["file"]) for row in found}
+
+
+def _uri_key(path: str) -> str:
+    """A file's path as Spark's `file:` URIs and local paths both reduce to."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(path)
+    return unquote(parts.path) if parts.scheme == "file" else path
+
+
+def _raise_not_utf8(file: str, sample: bytes) -> None:
     hint = ""
     if sample[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in sample:
         hint = "; it looks like UTF-16: save it as UTF-8"
     elif any(b >= 0x80 for b in sample):
         hint = "; it looks like a single-byte encoding (Latin-1, Windows-1252): save it as UTF-8"
-    raise SourceFileError(f"source_path {path} is not valid UTF-8: found bytes {sample!r}{hint}")
+    raise SourceFileError(f"source_path {file} is not valid UTF-8: found bytes {sample!r}{hint}")
 
 
-def _checked_header(path: str, found: list[str]) -> list[str]:
+def _parsed_by_arrow(spark: SparkSession, files: list[str], schema: T.StructType) -> DataFrame:
+    width = len(schema)
+    out = T.StructType([*schema.fields, T.StructField(FILE_COLUMN, T.StringType())])
+
+    def parse(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            for file in batch.column("file").to_pylist():
+                table = parse_records(file, width)
+                uri = Path(file).as_uri() if local_path(file) == file else file  # as Spark names files
+                table = table.append_column(FILE_COLUMN, pa.array([uri] * table.num_rows, pa.string()))
+                yield from table.to_batches()
+
+    return _files_frame(spark, files).mapInArrow(parse, out)
+
+
+def _checked_header(file: str, found: list[str], hive: list[str]) -> list[str]:
     """The header's names, trimmed and lower-cased; an error when one appears twice or when the
-    raw columns are not all there (saying what was found when none of them is)."""
+    raw columns are not all there (saying what was found when none of them is). An untitled
+    column (a trailing comma, an empty cell) is an extra column."""
     names = [n.strip().lower() for n in found]
     repeated = sorted({n for n in names if n and names.count(n) > 1})
     if repeated:
         raise SourceFileError(
-            f"source_path {path}: the header has column(s) {', '.join(repeated)} more than once "
+            f"source_path {file}: the header has column(s) {', '.join(repeated)} more than once "
             f"(names are case-insensitive); header found: {','.join(found)!r}"
         )
     if not set(RAW_COLUMNS) & set(names):
         raise SourceFileError(
-            f"source_path {path} lacks column(s) {', '.join(RAW_COLUMNS)}: the header found is "
+            f"source_path {file} lacks column(s) {', '.join(RAW_COLUMNS)}: the header found is "
             f"{','.join(found)[:200]!r}; the file must be comma-separated UTF-8 with a header line"
         )
     try:
-        require_raw_columns(names)
+        require_raw_columns(names + hive)
     except ValueError as exc:
-        raise SourceFileError(f"source_path {path}: {exc}") from None
-    # Spark needs distinct names: blanks and extra columns get positional ones, and are dropped
-    return [n if n in RAW_COLUMNS else f"_extra_{i}" for i, n in enumerate(names)]
+        raise SourceFileError(f"source_path {file}: {exc}") from None
+    return names
 
 
-def _read_parquet(spark: SparkSession, path: str) -> DataFrame:
-    nanos = _nanosecond_columns(path)
-    if nanos:
+def _raw_by_position(frame: DataFrame, names: tuple[str, ...], file_column: str, source: SourceFiles) -> DataFrame:
+    """The raw columns of a frame whose columns are `c0, c1, …` in header order; a raw column that
+    only hive-style folder names give is taken from the file's path."""
+    columns = [
+        f"c{names.index(c)} AS {c}" if c in names else f"{_hive_value(file_column, c)} AS {c}" for c in RAW_COLUMNS
+    ]
+    return frame.selectExpr(*columns)
+
+
+def _hive_value(file_column: str, name: str) -> str:
+    """The value a `name=…` folder in the file's path gives, percent-decoded as UTF-8 (Spark's own
+    partition discovery decodes each %XX as one character: `Zürich` became `ZÃ¼rich`). The path is
+    a URI, so it is decoded twice; `+` stays a plus."""
+    segment = f"regexp_extract({file_column}, {sql_literal('/' + name + '=([^/]*)/')}, 1)"
+    once = f"coalesce(try_url_decode(replace({segment}, '+', '%2B')), {segment})"
+    return f"nullif(coalesce(try_url_decode(replace({once}, '+', '%2B')), {once}), '')"
+
+
+# ---- Parquet ------------------------------------------------------------------------------------
+
+
+def _read_parquet(spark: SparkSession, source: SourceFiles) -> DataFrame:
+    """Files grouped by schema, each group read with its own: types may drift between files
+    (int32/int64, decimal/double)."""
+    import pyarrow.parquet as pq
+
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    kinds: dict[tuple, dict[str, str]] = {}
+    for file in source.files:
+        try:
+            parquet = pq.ParquetFile(file)
+        except Exception as exc:  # noqa: BLE001 - pyarrow's errors for a broken file vary
+            raise SourceFileError(f"cannot read source_path {file}: {str(exc).splitlines()[0]}") from None
+        columns = {name.strip().lower(): kind for name, kind in _column_kinds(parquet).items()}
+        _checked_header(file, list(_column_kinds(parquet)), source.hive_columns())
+        key = tuple(sorted(columns.items()))
+        groups[key].append(file)
+        kinds[key] = columns
+    if any("nanos" in k.values() for k in kinds.values()):
         # Spark refuses TIMESTAMP(NANOS) unless told to read it as the long it is stored as
         spark.conf.set(NANOS_AS_LONG, "true")
-    try:
-        frame = spark.read.parquet(path)
-        columns = [c.strip().lower() for c in frame.columns]
-        _checked_header(path, columns)
-        frame = frame.toDF(*columns)
-        return frame.select(*[_as_text(frame.schema[c], nanos.get(c)).alias(c) for c in RAW_COLUMNS])
-    except SourceFileError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        message = str(exc).splitlines()[0]
-        if "NANOS" in message:
-            message += " (nanosecond timestamps could not be located in this file's schema)"
-        raise SourceFileError(f"cannot read source_path {path}: {message}") from None
+    for conf in REBASE_CONFS:
+        spark.conf.set(conf, "CORRECTED")
+    parts = []
+    for key, files in groups.items():
+        frame = spark.read.parquet(*files)
+        frame = frame.select(
+            *[F.col(f"`{c}`").alias(c.strip().lower()) for c in frame.columns],
+            F.col("_metadata.file_path").alias(FILE_COLUMN),
+        )
+        parts.append(frame.selectExpr(*[_parquet_text(c, frame.schema, kinds[key]) for c in RAW_COLUMNS]))
+    return reduce(DataFrame.unionByName, parts)
 
 
-def _nanosecond_columns(path: str) -> dict[str, bool]:
-    """Columns stored as nanosecond timestamps (pandas' default), with whether each is an instant
-    (adjusted to UTC) or a wall time; read from the Parquet footer with pyarrow."""
+def _column_kinds(parquet) -> dict[str, str]:
+    """Each top-level column's name -> how it becomes text: `int96`, `nanos` / `nanos_instant`
+    (pandas' default timestamps), `float`, or `plain`."""
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
-    try:
-        schema = ds.dataset(path, format="parquet").schema
-    except Exception:  # noqa: BLE001 - a path pyarrow cannot open: Spark will say what is wrong
-        return {}
-    return {
-        f.name.strip().lower(): f.type.tz is not None
-        for f in schema
-        if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
-    }
+    physical = {c.path: c.physical_type for c in parquet.schema}
+    kinds = {}
+    for field in parquet.schema_arrow:
+        if physical.get(field.name) == "INT96":  # Hive, Impala, older Spark: a wall time
+            kinds[field.name] = "int96"
+        elif pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+            kinds[field.name] = "nanos_instant" if field.type.tz is not None else "nanos"
+        elif pa.types.is_floating(field.type):
+            kinds[field.name] = "float"
+        else:
+            kinds[field.name] = "plain"
+    return kinds
 
 
-def _as_text(field: T.StructField, nanos_instant: bool | None):
+def _wall_text(timestamp: str) -> str:
+    """A Spark TIMESTAMP holding a wall time stored as if it were UTC, as that wall time's text
+    (whatever the session's time zone)."""
+    return f"CAST(convert_timezone(current_timezone(), 'UTC', CAST({timestamp} AS TIMESTAMP_NTZ)) AS STRING)"
+
+
+def _parquet_text(name: str, schema: T.StructType, kinds: dict[str, str]) -> str:
     """A typed Parquet column as the text the cleaning rules read."""
-    column = F.col(field.name)
-    if nanos_instant is not None:  # read as a long of nanoseconds
+    if name not in kinds:  # given by hive-style folder names
+        return f"{_hive_value(FILE_COLUMN, name)} AS {name}"
+    column, kind = f"`{name}`", kinds[name]
+    data_type = schema[name].dataType
+    if kind.startswith("nanos"):  # read as a long of nanoseconds
         # exact: as a double, a long of nanoseconds near 2026 is off by up to 256 ns, which moved
         # about 4 in 10 values to the neighbouring microsecond
-        instant = F.timestamp_micros(F.floor(column.cast("decimal(20,0)") / 1000).cast("long"))
-        if nanos_instant:
-            return F.date_format(instant, INSTANT_TEXT)
-        # a wall time stored as if it were UTC: shown as it is, whatever the session's time zone
-        return F.convert_timezone(F.current_timezone(), F.lit("UTC"), instant.cast("timestamp_ntz")).cast("string")
-    if isinstance(field.dataType, T.TimestampType):  # an instant: keep its offset
-        return F.date_format(column, INSTANT_TEXT)
-    return column.cast("string")
+        instant = f"timestamp_micros(CAST(floor(CAST({column} AS DECIMAL(20,0)) / 1000) AS BIGINT))"
+        text = f"date_format({instant}, '{INSTANT_TEXT}')" if kind == "nanos_instant" else _wall_text(instant)
+    elif kind == "int96":
+        text = _wall_text(column)
+    elif isinstance(data_type, T.TimestampType):  # an instant: keep its offset
+        text = f"date_format({column}, '{INSTANT_TEXT}')"
+    elif kind == "float":
+        # the shortest decimal that reads back as the same float (Java's), never in exponent form
+        # (12345678.0, not 1.2345678E7); NaN, infinities and huge values keep Spark's text
+        plain = f"CAST(try_cast(CAST({column} AS STRING) AS DECIMAL(38,18)) AS STRING)"
+        trimmed = f"regexp_replace(regexp_replace({plain}, '0+$', ''), '[.]$', '.0')"
+        text = f"coalesce({trimmed}, CAST({column} AS STRING))"
+    else:
+        text = f"CAST({column} AS STRING)"
+    return f"{text} AS {name}"
