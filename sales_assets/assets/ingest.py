@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, Config, Output, ass
 from pydantic import Field
 from pyspark.sql import DataFrame
 
+from sales_assets.io_managers.parquet import SOURCE_PATH
 from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once, lost_spark_server_fails_at_once
 from sales_assets.prerequisites import PrerequisiteError, require_free_disk
 from sales_assets.resources.run_date import RunDateResource
@@ -75,13 +76,13 @@ def build_raw_sales(settings: Settings) -> AssetsDefinition:
                     dirty_fraction=config.dirty_fraction,
                 )
                 source = f"generated (seed {config.seed})"
-        return Output(
-            frame,
-            metadata={
-                "source": source,
-                "run_date": day.isoformat(),
-                "requested_rows": config.rows if not config.source_path else -1,
-            },
-        )
+        metadata = {
+            "source": source,
+            "run_date": day.isoformat(),
+            "requested_rows": config.rows if not config.source_path else -1,
+        }
+        if config.source_path:  # the I/O manager's write reads the files: their errors are final
+            metadata[SOURCE_PATH] = config.source_path
+        return Output(frame, metadata=metadata)
 
     return raw_sales

@@ -1,15 +1,19 @@
 """Stores Spark DataFrames as Parquet directories under a base path (local, HDFS or object store)."""
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyarrow as pa
-from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
+from dagster import ConfigurableIOManager, Failure, InputContext, OutputContext, ResourceDependency
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sales_assets.policies import lost_spark_server_fails_at_once
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import SparkResource
+from sales_assets.transforms.ingest import read_error_cause
 
 
 class SparkParquetIOManager(ConfigurableIOManager):
@@ -32,7 +36,8 @@ class SparkParquetIOManager(ConfigurableIOManager):
         written = Observation("written")  # counted by the write itself: no second job to count
         with lost_spark_server_fails_at_once(self.spark):
             counted = obj.observe(written, F.count(F.lit(1)).alias("rows"))
-            counted.write.mode("overwrite").options(**options).parquet(staging)
+            with source_errors_fail_at_once(context, self.spark):
+                counted.write.mode("overwrite").options(**options).parquet(staging)
             swap_into_place(self.spark.spark_session, staging, path, previous)
         seconds = time.perf_counter() - started
         rows = written.get["rows"]
@@ -48,6 +53,28 @@ class SparkParquetIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> DataFrame:
         with lost_spark_server_fails_at_once(self.spark):
             return self.spark.spark_session.read.parquet(self._path(context.asset_key))
+
+
+SOURCE_PATH = "source_path"  # output metadata: the frame is read from these files
+
+
+@contextmanager
+def source_errors_fail_at_once(context: OutputContext, spark: SparkResource) -> Iterator[None]:
+    """A frame read from source files (its output metadata names them) that fails while written,
+    on a server that still answers, fails for good: a damaged file stays damaged, retrying cannot
+    help. The headline names the source and the failed task's own error."""
+    try:
+        yield
+    except PySparkException as exc:
+        source = context.output_metadata.get(SOURCE_PATH)
+        if source is None or not spark.answers():
+            raise
+        source = getattr(source, "value", source)
+        raise Failure(
+            f"cannot read the source {source} while storing {context.asset_key.to_user_string()}: "
+            f"{read_error_cause(exc)}",
+            allow_retries=False,
+        ) from None
 
 
 def _on_an_executor(spark: SparkSession, task) -> None:

@@ -76,7 +76,6 @@ def count_records(chunks: Iterator[bytes]) -> int:
     return records + (1 if content else 0)
 
 
-
 def read_chunks(stream) -> Iterator[bytes]:
     while chunk := stream.read(CHUNK):
         yield chunk
@@ -112,7 +111,11 @@ def parse_records(path: str, width: int) -> pa.Table:
             stream,
             read_options=pc.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pc.ParseOptions(
-                quote_char='"', double_quote=True, escape_char=False, newlines_in_values=True, invalid_row_handler=set_aside
+                quote_char='"',
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=True,
+                invalid_row_handler=set_aside,
             ),
             convert_options=pc.ConvertOptions(
                 column_types={n: pa.string() for n in names},

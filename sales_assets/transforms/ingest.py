@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from functools import reduce
 from pathlib import Path
 
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -24,7 +26,7 @@ from sales_assets.transforms.source_files import (
 )
 from sales_assets.transforms.sql import sql_literal
 
-__all__ = ["PARQUET_SUFFIXES", "SourceFileError", "count_source_records", "read_raw_file"]
+__all__ = ["PARQUET_SUFFIXES", "SourceFileError", "count_source_records", "read_error_cause", "read_raw_file"]
 
 # RFC 4180: `"` quotes a field and `""` inside quotes is one `"`; a backslash is an ordinary
 # character (Spark's default escapes with it). Spark's line reader ends a line at CR, LF or CRLF,
@@ -55,10 +57,26 @@ def read_raw_file(spark: SparkSession, path: str) -> DataFrame:
     value as text; extra columns are ignored, missing ones are an error. Checked before anything is
     written."""
     source = list_source(path)
-    frame = _read_parquet(spark, source) if source.format == "parquet" else _read_csv(spark, source)
-    if frame.isEmpty():  # one tiny job: a file with a header and nothing else is a mistake
+    try:
+        frame = _read_parquet(spark, source) if source.format == "parquet" else _read_csv(spark, source)
+        empty = frame.isEmpty()  # one tiny job: a file with a header and nothing else is a mistake
+    except PySparkException as exc:
+        raise SourceFileError(f"cannot read source_path {path}: {read_error_cause(exc)}") from None
+    if empty:
         raise SourceFileError(f"source_path {path} has no data lines")
     return frame
+
+
+def read_error_cause(exc: Exception) -> str:
+    """What went wrong reading a source, in one line: the failed task's own error (and the file,
+    when Spark names it), not the stage failure around it nor the JVM's stack."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    cause = re.search(r"most recent failure: .*?\): (.+)", first)
+    cause = cause.group(1) if cause else re.sub(r"^\[[A-Z_.]+\] ", "", first)
+    file = re.search(r"reading file (\S+?)\.?(\s|$)", text)
+    cause = re.sub(r"\s*SQLSTATE: \w+\s*$", "", cause)
+    return f"{cause} (in {file.group(1)})" if file and file.group(1) not in cause else cause
 
 
 def count_source_records(spark: SparkSession, path: str) -> int:

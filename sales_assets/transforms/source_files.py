@@ -105,8 +105,7 @@ def list_source(path: str) -> SourceFiles:
     unknown = [f for f, kind in formats.items() if kind is None]
     if unknown:
         raise SourceFileError(
-            f"source_path {unknown[0]} must end in .csv, .csv.gz, .txt or .parquet (or be a part file "
-            "without a suffix)"
+            f"source_path {unknown[0]} must end in .csv, .csv.gz, .txt or .parquet (or be a part file without a suffix)"
         )
     kinds = sorted(set(formats.values()))
     if len(kinds) > 1:

@@ -1,7 +1,8 @@
 """Property test of the CSV reader: for CSV text with quotes, separators, line breaks and Unicode
 spaces inside fields, the raw lines read are what Python's `csv` module (a standard RFC 4180 reader)
-reads from the same bytes. One documented difference: inside a quoted field of a CRLF file, CRLF
-arrives as LF (Spark's parser normalizes it); an empty field arrives as null."""
+reads from the same bytes, whatever ends each line (CRLF, LF, CR, mixed in one file): quoted line
+breaks arrive as they were written; an empty field arrives as null. The record count of the row-count
+check agrees."""
 
 from __future__ import annotations
 
@@ -33,22 +34,30 @@ def rfc4180(field: str, quote_all: bool) -> str:
     return field
 
 
-def csv_bytes(rows: list[list[str]], terminator: str, bom: bool, quote_all: bool) -> bytes:
+def csv_bytes(rows: list[list[str]], terminator: str | list[str], bom: bool, quote_all: bool) -> bytes:
+    """The header and `rows` as RFC 4180 CSV; `terminator` ends every line, or a list gives each
+    line's own ending in turn (files joined with `cat` mix them)."""
     lines = [",".join(rfc4180(f, quote_all) for f in row) for row in [list(RAW_COLUMNS), *rows]]
-    return (("\ufeff" if bom else "") + terminator.join(lines) + terminator).encode("utf-8")
+    ends = [terminator] * len(lines) if isinstance(terminator, str) else (terminator * len(lines))[: len(lines)]
+    return (("\ufeff" if bom else "") + "".join(line + end for line, end in zip(lines, ends, strict=True))).encode(
+        "utf-8"
+    )
 
 
-@given(rows=records, terminator=st.sampled_from(["\r\n", "\n"]), bom=st.booleans(), quote_all=st.booleans())
+@given(
+    rows=records,
+    terminator=st.lists(st.sampled_from(["\r\n", "\n", "\r"]), min_size=1, max_size=7),
+    bom=st.booleans(),
+    quote_all=st.booleans(),
+)
 def test_the_reader_reads_what_pythons_csv_module_reads(spark, rows, terminator, bom, quote_all):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sales.csv"
         path.write_bytes(csv_bytes(rows, terminator, bom, quote_all))
         with open(path, newline="", encoding="utf-8-sig") as f:
             expected = [tuple(r) for r in list(csv.reader(f))[1:]]
-        if terminator == "\r\n":
-            expected = [tuple(v.replace("\r\n", "\n") for v in r) for r in expected]
         got = [
             tuple("" if v is None else v for v in r) for r in read_raw_file(spark, str(path)).collect()
         ]  # a few rows
-        assert got == expected
+        assert sorted(got) == sorted(expected)  # a file with quoted line breaks is parsed in a task of its own
         assert count_source_records(spark, str(path)) == len(expected)
