@@ -264,3 +264,23 @@ def test_a_file_that_breaks_while_stored_fails_once_naming_the_file(run_job, pg,
     ), headline
     assert len(headline) < 300 and "Job aborted" not in headline and "\tat " not in headline
     assert step_attempts(result, "raw_sales") == 1
+
+
+def test_hive_folders_of_csv_any_case_null_marker_and_a_relative_path(run_job, pg, tmp_path, monkeypatch):
+    # Arrow parses the file with a quoted line break; Spark's line reader the other: both get the
+    # folder's value. Hive writes a null partition value as __HIVE_DEFAULT_PARTITION__.
+    columns = ",".join(c for c in RAW_COLUMNS if c != "region")
+    rows = {
+        "Region=S%C3%A3o Paulo": f'{columns}\n1,101,7,"Two\nLines",Tools,1,2.00,2.00,2026-11-01 10:00:00\n',
+        "region=Omsk": f"{columns}\n2,102,7,Widget,Tools,1,2.00,2.00,2026-11-01 10:00:00\n",
+        "region=__HIVE_DEFAULT_PARTITION__": f"{columns}\n3,103,7,Widget,Tools,1,2.00,2.00,2026-11-01 10:00:00\n",
+    }
+    for folder, text in rows.items():
+        (tmp_path / "exports" / folder).mkdir(parents=True)
+        (tmp_path / "exports" / folder / "part-00000.csv").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = run_job(tags=TAGS, source_path="exports")
+    assert result.success
+    assert cleaned(pg, "sale_id, product, region") == [(1, "Two Lines", "São Paulo"), (2, "Widget", "Omsk")]
+    assert rejected(pg) == [("3", "missing_field")]  # no region
+    assert raw_count_check(result).passed

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from sales_assets.policies import lost_spark_server_fails_at_once
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import SparkResource
-from sales_assets.transforms.ingest import read_error_cause
+from sales_assets.transforms.ingest import is_transient, read_error_cause
 
 
 class SparkParquetIOManager(ConfigurableIOManager):
@@ -61,13 +61,14 @@ SOURCE_PATH = "source_path"  # output metadata: the frame is read from these fil
 @contextmanager
 def source_errors_fail_at_once(context: OutputContext, spark: SparkResource) -> Iterator[None]:
     """A frame read from source files (its output metadata names them) that fails while written,
-    on a server that still answers, fails for good: a damaged file stays damaged, retrying cannot
-    help. The headline names the source and the failed task's own error."""
+    on a server that still answers and not for a transient cause (a lost executor, memory, the
+    network), fails for good: a damaged file stays damaged, retrying cannot help. The headline names
+    the source and the failed task's own error."""
     try:
         yield
     except PySparkException as exc:
         source = context.output_metadata.get(SOURCE_PATH)
-        if source is None or not spark.answers():
+        if source is None or is_transient(exc) or not spark.answers():
             raise
         source = getattr(source, "value", source)
         raise Failure(

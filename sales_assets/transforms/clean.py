@@ -54,10 +54,11 @@ ASCII_WHITESPACE = "".join(c for c in UNICODE_WHITESPACE if c.isascii())
 # name. Other zone text (`EST`, `CET`: ambiguous abbreviations) is unparseable, never ignored.
 _DATE = r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
 _TIME = r"[0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?"
-_OFFSET = r"[+-][0-9]{1,2}(:?[0-9]{2})?"
+_OFFSET = r"[+-][0-9]{1,2}(:?[0-9]{2}(:?[0-9]{2})?)?"
 _ZONE = rf"(z|{_OFFSET}|(utc|gmt|ut)({_OFFSET})?|[a-z_]+(/[a-z0-9_+-]+)+)"
 ZONED_TIMESTAMP = rf"(?i)^\s*{_DATE}[t ]{_TIME}\s*{_ZONE}\s*$"
 PLAIN_TIMESTAMP = rf"(?i)^\s*{_DATE}([t ]{_TIME})?\s*$"
+MINUTES_BEFORE_ZONE = rf"^(\s*{_DATE}[Tt ][0-9]{{1,2}}:[0-9]{{2}})([^0-9:]|$)"
 MONEY_COLUMNS = ("unit_price", "amount")
 ID_COLUMNS = ("sale_id", "order_id", "customer_id")
 
@@ -99,19 +100,20 @@ def _helpers(timezone: str) -> list[str]:
 
 def _wall_sale_ts(timezone: str) -> str:
     """`sale_ts` as a wall time in `timezone`, null when it does not parse."""
-    # The regexes run only where the text is not the common shape (`2026-11-01 10:00:00[.fff]`,
-    # ending in digits, colons and dots): it ends in a letter, or a sign, space or dash is among its
-    # last six characters. Of the common shape, a text of ten characters or less is no date and time.
-    maybe_zoned = (
-        "(NOT substr(sale_ts, -1) BETWEEN '0' AND '9' OR translate(substr(sale_ts, -6), '0123456789:.', '') <> '')"
+    # The regexes run only where the text is not the common shape: `yyyy-mm-dd hh:mm:ss[.fff]` (or
+    # with a `T`), nothing after the date but digits, colons and dots (so no zone); nearly every line.
+    common = (
+        "(substr(sale_ts, 5, 1) = '-' AND substr(sale_ts, 8, 1) = '-' AND substr(sale_ts, 11, 1) IN (' ', 'T') "
+        "AND translate(substr(sale_ts, 12), '0123456789:.', '') = '')"
     )
+    # Spark reads a zone only after the seconds: `10:00Z` is read as `10:00:00Z`
+    seconds = f"regexp_replace(sale_ts, {sql_literal(MINUTES_BEFORE_ZONE)}, '$1:00$2')"
     # an instant converted to wall time in `timezone` (Spark's TIMESTAMP cast puts it in the session's)
-    instant = f"convert_timezone({sql_literal(timezone)}, CAST(try_cast(sale_ts AS TIMESTAMP) AS TIMESTAMP_NTZ))"
+    instant = f"convert_timezone({sql_literal(timezone)}, CAST(try_cast({seconds} AS TIMESTAMP) AS TIMESTAMP_NTZ))"
     wall = "try_cast(sale_ts AS TIMESTAMP_NTZ)"
     return (
-        f"CASE WHEN {maybe_zoned} THEN CASE WHEN sale_ts rlike {sql_literal(ZONED_TIMESTAMP)} THEN {instant} "
-        f"WHEN sale_ts rlike {sql_literal(PLAIN_TIMESTAMP)} THEN {wall} END "
-        f"WHEN length(sale_ts) > 10 THEN {wall} END AS wall_sale_ts"
+        f"CASE WHEN {common} THEN {wall} WHEN sale_ts rlike {sql_literal(ZONED_TIMESTAMP)} THEN {instant} "
+        f"WHEN sale_ts rlike {sql_literal(PLAIN_TIMESTAMP)} THEN {wall} END AS wall_sale_ts"
     )
 
 

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from functools import reduce
-from pathlib import Path
 
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
@@ -17,16 +17,23 @@ from sales_assets.contract import RAW_COLUMNS
 from sales_assets.transforms.clean import require_raw_columns
 from sales_assets.transforms.csv_records import count_file_records, parse_records, positional_names
 from sales_assets.transforms.source_files import (
+    HIVE_NULL,
     PARQUET_SUFFIXES,
     SourceFileError,
     SourceFiles,
     csv_header,
     list_source,
-    local_path,
 )
 from sales_assets.transforms.sql import sql_literal
 
-__all__ = ["PARQUET_SUFFIXES", "SourceFileError", "count_source_records", "read_error_cause", "read_raw_file"]
+__all__ = [
+    "PARQUET_SUFFIXES",
+    "SourceFileError",
+    "count_source_records",
+    "is_transient",
+    "read_error_cause",
+    "read_raw_file",
+]
 
 # RFC 4180: `"` quotes a field and `""` inside quotes is one `"`; a backslash is an ordinary
 # character (Spark's default escapes with it). Spark's line reader ends a line at CR, LF or CRLF,
@@ -61,10 +68,25 @@ def read_raw_file(spark: SparkSession, path: str) -> DataFrame:
         frame = _read_parquet(spark, source) if source.format == "parquet" else _read_csv(spark, source)
         empty = frame.isEmpty()  # one tiny job: a file with a header and nothing else is a mistake
     except PySparkException as exc:
+        if is_transient(exc):
+            raise
         raise SourceFileError(f"cannot read source_path {path}: {read_error_cause(exc)}") from None
     if empty:
         raise SourceFileError(f"source_path {path} has no data lines")
     return frame
+
+
+# A task lost to its machine, its memory or its network: worth another try. Anything else in reading
+# a file is the file's, and fails the run at once.
+TRANSIENT = re.compile(
+    r"ExecutorLost|OutOfMemory|No space left|Connection (reset|refused)|SocketTimeout|timed out|"
+    r"Python worker exited unexpectedly|UNAVAILABLE|Service Unavailable|503",
+    re.IGNORECASE,
+)
+
+
+def is_transient(exc: Exception) -> bool:
+    return bool(TRANSIENT.search(str(exc)))
 
 
 def read_error_cause(exc: Exception) -> str:
@@ -111,8 +133,9 @@ def _files_frame(spark: SparkSession, files) -> DataFrame:
 def _read_csv(spark: SparkSession, source: SourceFiles) -> DataFrame:
     multiline = _scan_csv_text(spark, source)
     by_header: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    hive = source.hive_columns()
     for file in source.files:
-        by_header[tuple(_checked_header(file, csv_header(file), source.hive_columns()))].append(file)
+        by_header[tuple(_checked_header(file, csv_header(file), hive))].append(file)
     parts = []
     for names, files in by_header.items():
         lines = [f for f in files if f not in multiline]
@@ -121,9 +144,9 @@ def _read_csv(spark: SparkSession, source: SourceFiles) -> DataFrame:
         schema = T.StructType([T.StructField(n, T.StringType()) for n in positional_names(width)])
         if lines:
             frame = spark.read.csv(lines, schema=schema, **CSV_OPTIONS)
-            parts.append(_raw_by_position(frame, names, "_metadata.file_path", source))
+            parts.append(_raw_by_position(frame.selectExpr("*", f"{LOCAL_FILE} AS {FILE_COLUMN}"), names))
         if quoted_breaks:
-            parts.append(_raw_by_position(_parsed_by_arrow(spark, quoted_breaks, schema), names, FILE_COLUMN, source))
+            parts.append(_raw_by_position(_parsed_by_arrow(spark, quoted_breaks, schema), names))
     return reduce(DataFrame.unionByName, parts)
 
 
@@ -134,7 +157,7 @@ def _scan_csv_text(spark: SparkSession, source: SourceFiles) -> set[str]:
     found = (
         spark.read.text(list(source.files))
         .selectExpr(
-            "_metadata.file_path AS file",
+            f"{LOCAL_FILE} AS file",
             "NOT is_valid_utf8(value) AS invalid",
             "CAST(substr(value, 1, 40) AS BINARY) AS sample",
             "(length(value) - length(replace(value, '\"', ''))) % 2 = 1 AS odd",
@@ -144,19 +167,16 @@ def _scan_csv_text(spark: SparkSession, source: SourceFiles) -> set[str]:
         .agg(F.expr("max_by(sample, invalid) AS sample"), F.expr("bool_or(invalid) AS invalid"))
         .collect()  # a row per file that is not plain: a handful
     )
-    by_uri = {_uri_key(f): f for f in source.files}
+    listed = {os.path.realpath(f): f for f in source.files}
+    scanned = {}
     for row in found:
+        file = listed.get(os.path.realpath(row["file"]))
+        if file is None:  # never guess: a file taken for another would lose its quoted line breaks
+            raise SourceFileError(f"source_path {source.root}: Spark read {row['file']}, which was not listed")
         if row["invalid"]:
-            _raise_not_utf8(by_uri.get(_uri_key(row["file"]), row["file"]), bytes(row["sample"]))
-    return {by_uri.get(_uri_key(row["file"]), row["file"]) for row in found}
-
-
-def _uri_key(path: str) -> str:
-    """A file's path as Spark's `file:` URIs and local paths both reduce to."""
-    from urllib.parse import unquote, urlsplit
-
-    parts = urlsplit(path)
-    return unquote(parts.path) if parts.scheme == "file" else path
+            _raise_not_utf8(file, bytes(row["sample"]))
+        scanned[file] = row
+    return set(scanned)
 
 
 def _raise_not_utf8(file: str, sample: bytes) -> None:
@@ -178,8 +198,7 @@ def _parsed_by_arrow(spark: SparkSession, files: list[str], schema: T.StructType
         for batch in batches:
             for file in batch.column("file").to_pylist():
                 table = parse_records(file, width)
-                uri = Path(file).as_uri() if local_path(file) == file else file  # as Spark names files
-                table = table.append_column(FILE_COLUMN, pa.array([uri] * table.num_rows, pa.string()))
+                table = table.append_column(FILE_COLUMN, pa.array([file] * table.num_rows, pa.string()))
                 yield from table.to_batches()
 
     return _files_frame(spark, files).mapInArrow(parse, out)
@@ -208,22 +227,28 @@ def _checked_header(file: str, found: list[str], hive: list[str]) -> list[str]:
     return names
 
 
-def _raw_by_position(frame: DataFrame, names: tuple[str, ...], file_column: str, source: SourceFiles) -> DataFrame:
+def _raw_by_position(frame: DataFrame, names: tuple[str, ...]) -> DataFrame:
     """The raw columns of a frame whose columns are `c0, c1, …` in header order; a raw column that
-    only hive-style folder names give is taken from the file's path."""
-    columns = [
-        f"c{names.index(c)} AS {c}" if c in names else f"{_hive_value(file_column, c)} AS {c}" for c in RAW_COLUMNS
-    ]
+    only hive-style folder names give is taken from the file's path (`FILE_COLUMN`)."""
+    columns = [f"c{names.index(c)} AS {c}" if c in names else f"{_hive_value(c)} AS {c}" for c in RAW_COLUMNS]
     return frame.selectExpr(*columns)
 
 
-def _hive_value(file_column: str, name: str) -> str:
-    """The value a `name=…` folder in the file's path gives, percent-decoded as UTF-8 (Spark's own
-    partition discovery decodes each %XX as one character: `Zürich` became `ZÃ¼rich`). The path is
-    a URI, so it is decoded twice; `+` stays a plus."""
-    segment = f"regexp_extract({file_column}, {sql_literal('/' + name + '=([^/]*)/')}, 1)"
-    once = f"coalesce(try_url_decode(replace({segment}, '+', '%2B')), {segment})"
-    return f"nullif(coalesce(try_url_decode(replace({once}, '+', '%2B')), {once}), '')"
+def _decoded(text: str) -> str:
+    """Percent-decoded as UTF-8, a `+` kept as a plus; left as it is when it is no valid escape."""
+    return f"coalesce(try_url_decode(replace({text}, '+', '%2B')), {text})"
+
+
+# the local path of the file a row comes from, out of the URI Spark gives (`file:/data/x%20y.csv`)
+LOCAL_FILE = _decoded("regexp_replace(_metadata.file_path, '^file:(//)?', '')")
+
+
+def _hive_value(name: str) -> str:
+    """The value a `name=…` folder (name in any case) in the row's file path gives, percent-decoded
+    as UTF-8 (Spark's own partition discovery decodes each %XX as one character: `Zürich` became
+    `ZÃ¼rich`); empty and Hive's null marker are null."""
+    segment = f"regexp_extract({FILE_COLUMN}, {sql_literal('(?i)/' + re.escape(name) + '=([^/]*)/')}, 1)"
+    return f"CASE WHEN {segment} NOT IN ('', {sql_literal(HIVE_NULL)}) THEN {_decoded(segment)} END"
 
 
 # ---- Parquet ------------------------------------------------------------------------------------
@@ -236,16 +261,18 @@ def _read_parquet(spark: SparkSession, source: SourceFiles) -> DataFrame:
 
     groups: dict[tuple, list[str]] = defaultdict(list)
     kinds: dict[tuple, dict[str, str]] = {}
+    hive = source.hive_columns()
     for file in source.files:
         try:
             parquet = pq.ParquetFile(file)
         except Exception as exc:  # noqa: BLE001 - pyarrow's errors for a broken file vary
             raise SourceFileError(f"cannot read source_path {file}: {str(exc).splitlines()[0]}") from None
-        columns = {name.strip().lower(): kind for name, kind in _column_kinds(parquet).items()}
-        _checked_header(file, list(_column_kinds(parquet)), source.hive_columns())
-        key = tuple(sorted(columns.items()))
+        _checked_header(file, parquet.schema_arrow.names, hive)
+        column_kinds = _column_kinds(parquet)
+        # files of one schema (names, exact types, INT96 or not) are read together, each on its own
+        key = tuple((f.name, str(f.type), column_kinds[f.name]) for f in parquet.schema_arrow)
         groups[key].append(file)
-        kinds[key] = columns
+        kinds[key] = {name.strip().lower(): kind for name, kind in column_kinds.items()}
     if any("nanos" in k.values() for k in kinds.values()):
         # Spark refuses TIMESTAMP(NANOS) unless told to read it as the long it is stored as
         spark.conf.set(NANOS_AS_LONG, "true")
@@ -256,7 +283,7 @@ def _read_parquet(spark: SparkSession, source: SourceFiles) -> DataFrame:
         frame = spark.read.parquet(*files)
         frame = frame.select(
             *[F.col(f"`{c}`").alias(c.strip().lower()) for c in frame.columns],
-            F.col("_metadata.file_path").alias(FILE_COLUMN),
+            F.expr(LOCAL_FILE).alias(FILE_COLUMN),
         )
         parts.append(frame.selectExpr(*[_parquet_text(c, frame.schema, kinds[key]) for c in RAW_COLUMNS]))
     return reduce(DataFrame.unionByName, parts)
@@ -290,7 +317,7 @@ def _wall_text(timestamp: str) -> str:
 def _parquet_text(name: str, schema: T.StructType, kinds: dict[str, str]) -> str:
     """A typed Parquet column as the text the cleaning rules read."""
     if name not in kinds:  # given by hive-style folder names
-        return f"{_hive_value(FILE_COLUMN, name)} AS {name}"
+        return f"{_hive_value(name)} AS {name}"
     column, kind = f"`{name}`", kinds[name]
     data_type = schema[name].dataType
     if kind.startswith("nanos"):  # read as a long of nanoseconds

@@ -16,6 +16,7 @@ PARQUET_MAGIC = b"PAR1"
 BOM = "\ufeff"
 GLOB_CHARACTERS = "*?["
 HEADER_BYTES = 1 << 16  # a header longer than this is not a header
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
 class SourceFileError(ValueError):
@@ -27,7 +28,6 @@ class SourceFiles:
     """The files a `source_path` names: one format, sorted; `root` is the folder their hive-style
     folder names (`region=…`) are read below."""
 
-    path: str
     format: str  # "csv" or "parquet"
     files: tuple[str, ...]
     root: str
@@ -37,7 +37,7 @@ class SourceFiles:
         names = set()
         for file in self.files:
             relative = os.path.relpath(os.path.dirname(file), self.root)
-            names |= {f.split("=", 1)[0].strip().lower() for f in relative.split(os.sep) if "=" in f}
+            names |= {unquote(f.split("=", 1)[0]).strip().lower() for f in relative.split(os.sep) if "=" in f}
         return sorted(names)
 
 
@@ -55,8 +55,19 @@ def _hidden(name: str) -> bool:
 
 
 def _walk(folder: str) -> list[str]:
-    found = []
-    for parent, folders, names in os.walk(folder):
+    """The data files below `folder`, symbolic links followed (each real folder once); a folder
+    that cannot be listed fails rather than being skipped."""
+    found, seen = [], set()
+
+    def refuse(error: OSError) -> None:
+        raise SourceFileError(f"source_path {error.filename} cannot be listed: {error.strerror}")
+
+    for parent, folders, names in os.walk(folder, onerror=refuse, followlinks=True):
+        real = os.path.realpath(parent)
+        if real in seen:  # a link back up the tree
+            folders[:] = []
+            continue
+        seen.add(real)
         folders[:] = sorted(f for f in folders if not _hidden(f))
         found += [os.path.join(parent, n) for n in sorted(names) if not _hidden(n)]
     return found
@@ -79,16 +90,20 @@ def list_source(path: str) -> SourceFiles:
     Fails naming what is wrong: nothing there, unreadable or empty files, an unknown suffix, CSV
     and Parquet mixed."""
     local = local_path(path)
-    if local is None:  # another filesystem: Spark lists it, the suffix gives the format
-        kind = "parquet" if path.lower().rstrip("/").endswith(PARQUET_SUFFIXES) else "csv"
-        return SourceFiles(path, kind, (path,), path)
+    if local is None:
+        raise SourceFileError(
+            f"source_path {path}: only local paths are read (a file, folder or glob that this process and "
+            "the Spark server see at the same place); copy the files there"
+        )
+    local = os.path.abspath(local)  # Spark names files by absolute path: the same names on both sides
     if any(c in local for c in GLOB_CHARACTERS) and not os.path.exists(local):
-        matches = sorted(glob.glob(local, recursive=True))
+        matches = [m for m in sorted(glob.glob(local, recursive=True)) if not _hidden(os.path.basename(m))]
         if not matches:
             raise SourceFileError(f"source_path {path} matches no file")
-        files = [f for m in matches for f in (_walk(m) if os.path.isdir(m) else [m])]
+        # `**` matches a folder and the files in it: each file once
+        files = list(dict.fromkeys(f for m in matches for f in (_walk(m) if os.path.isdir(m) else [m])))
         prefix = min((local.split(c)[0] for c in GLOB_CHARACTERS), key=len)
-        root = prefix[: prefix.rfind("/")] or "/" if "/" in prefix else "."
+        root = prefix[: prefix.rfind("/")] or "/"
     elif os.path.isdir(local):
         files, root = _walk(local), local
         if not files:
@@ -100,7 +115,7 @@ def list_source(path: str) -> SourceFiles:
     for file in files:
         if not os.access(file, os.R_OK):
             raise SourceFileError(f"source_path {file} is not readable")
-    files = [f for f in files if os.path.getsize(f) > 0 or _empty_error(path, f)]
+    files = [f for f in files if os.path.getsize(f) > 0 or _empty_error(f)]
     formats = {f: _format_of(f) for f in files}
     unknown = [f for f, kind in formats.items() if kind is None]
     if unknown:
@@ -113,12 +128,11 @@ def list_source(path: str) -> SourceFiles:
         raise SourceFileError(
             f"source_path {path} mixes CSV ({example['csv']}) and Parquet ({example['parquet']}): give one format"
         )
-    return SourceFiles(path, kinds[0], tuple(files), root)
+    return SourceFiles(kinds[0], tuple(files), root)
 
 
-def _empty_error(path: str, file: str) -> bool:
-    where = path if file == local_path(path) else file
-    raise SourceFileError(f"source_path {where} is empty")
+def _empty_error(file: str) -> bool:
+    raise SourceFileError(f"source_path {file} is empty")
 
 
 def csv_header(file: str) -> list[str]:

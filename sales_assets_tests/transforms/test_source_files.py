@@ -59,3 +59,20 @@ def test_a_header_is_the_first_record_whatever_ends_it(tmp_path):
     path = tmp_path / "h.csv"
     path.write_bytes('\ufeff"sale_id","Order Id",\r1,2,\n'.encode())
     assert csv_header(str(path)) == ["sale_id", "Order Id", ""]
+
+
+def test_a_recursive_glob_names_each_file_once_and_skips_hidden_ones(tmp_path):
+    (tmp_path / "exports" / "day=1").mkdir(parents=True)
+    for name in ("exports/a.csv", "exports/day=1/b.csv"):
+        (tmp_path / name).write_text("h\n1\n")
+    (tmp_path / "exports" / "_SUCCESS").write_bytes(b"")
+    files = list_source(str(tmp_path / "exports" / "**")).files
+    assert sorted(f.rsplit("/", 2)[-2:] for f in files) == [["day=1", "b.csv"], ["exports", "a.csv"]]
+
+
+def test_a_relative_path_is_made_absolute_and_other_filesystems_are_refused(tmp_path, monkeypatch):
+    (tmp_path / "sales.csv").write_text("h\n1\n")
+    monkeypatch.chdir(tmp_path)
+    assert list_source("sales.csv").files == (str(tmp_path / "sales.csv"),)
+    with pytest.raises(SourceFileError, match="only local paths are read"):
+        list_source("s3a://bucket/sales.csv")
