@@ -40,7 +40,8 @@ def open_source(path: str):
 def count_records(chunks: Iterator[bytes]) -> int:
     """Records in a CSV file (its header included), from its bytes: a record ends at CR, LF or CRLF
     outside quotes, and counts when it holds a byte other than ASCII space or control characters
-    (a quote counts, so `""` is a record). Quotes toggle: `""` inside a quoted field toggles twice."""
+    (a quote counts, so `""` is a record). Quotes toggle: `""` inside a quoted field toggles twice.
+    Vectorized per chunk, one byte-sized array at a time (no per-byte Python)."""
     records = 0
     in_quotes = False  # state carried from one chunk to the next
     content = False  # the current record has content so far
@@ -50,28 +51,34 @@ def count_records(chunks: Iterator[bytes]) -> int:
         if not len(data):
             continue
         quotes = data == QUOTE
-        # quoted[i]: byte i lies inside quotes (after an odd number of quotes, counting from the start)
-        quoted = (np.cumsum(quotes) + in_quotes) % 2 == 1
-        breaks = ((data == CR) | (data == LF)) & ~quoted
+        # parity of the quotes so far: inside a quoted field where it is odd
+        quoted = np.logical_xor.accumulate(quotes)
+        if in_quotes:
+            np.logical_not(quoted, out=quoted)
+        breaks = (data == CR) | (data == LF)
+        breaks &= ~quoted
         # the LF of a CRLF ends nothing: the CR before it did
-        follows_cr = np.empty(len(data), dtype=bool)
-        follows_cr[0] = last_cr
-        follows_cr[1:] = data[:-1] == CR
-        ends = breaks & ~((data == LF) & follows_cr)
-        visible = (data > 0x20) | quoted
-        # content seen since the previous end: cumulative visible bytes compared at each end
-        seen = np.cumsum(visible)
-        end_positions = np.flatnonzero(ends)
-        if len(end_positions):
-            at_end = seen[end_positions]
-            before = np.concatenate(([0], at_end[:-1]))
-            nonempty = at_end - before > 0
-            nonempty[0] = nonempty[0] or content
-            records += int(np.count_nonzero(nonempty))
-            content = bool(seen[-1] - at_end[-1] > 0)
+        lf_after_cr = data[1:] == LF
+        lf_after_cr &= data[:-1] == CR
+        breaks[1:] &= ~lf_after_cr
+        if last_cr and data[0] == LF:
+            breaks[0] = False
+        ends = np.flatnonzero(breaks)
+        visible = data > 0x20
+        visible |= quoted
+        if len(ends):
+            # a record counts when a visible byte lies between the previous end and its own:
+            # reduceat over [start, end) pairs (an empty pair gives the end byte: never visible)
+            bounds = np.empty(2 * len(ends), dtype=np.intp)
+            bounds[0::2] = np.concatenate(([0], ends[:-1] + 1))
+            bounds[1::2] = ends
+            spans = np.logical_or.reduceat(visible, bounds)[0::2]
+            spans[0] |= content
+            records += int(np.count_nonzero(spans))
+            content = bool(visible[ends[-1] + 1 :].any())
         else:
-            content = content or bool(seen[-1] > 0)
-        in_quotes = (in_quotes + int(np.count_nonzero(quotes))) % 2 == 1
+            content = content or bool(visible.any())
+        in_quotes = bool(quoted[-1])
         last_cr = bool(data[-1] == CR)
     return records + (1 if content else 0)
 
