@@ -122,7 +122,8 @@ def count_source_records(spark: SparkSession, path: str) -> int:
 
 
 def _files_frame(spark: SparkSession, files) -> DataFrame:
-    """One row per file, one partition per file (up to 64): a task per file."""
+    """One row per file, hashed over as many partitions as files (at most 64), so files are read in
+    parallel tasks; a large file is still one task."""
     frame = spark.createDataFrame([(f,) for f in files], "file string")
     return frame.repartition(min(len(files), 64), "file") if len(files) > 1 else frame
 
