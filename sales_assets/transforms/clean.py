@@ -64,8 +64,8 @@ ID_COLUMNS = ("sale_id", "order_id", "customer_id")
 
 
 def _helpers(timezone: str) -> list[str]:
-    """Names, money and quantities as their final `t_*` columns; ids (`i_*`) and the wall time
-    (`wall_sale_ts`) for the bounds the next step checks."""
+    """Names, money and quantities as their final `t_*` columns; ids (`i_*`) for the bounds the next
+    step checks. (The wall time, `wall_sale_ts`, comes from `_wall_sale_ts`, a projection earlier.)"""
     names = [f"initcap({_name(f'n_{c}')}) AS t_{c}" for c in NAME_COLUMNS]
     ids = [f"try_cast({c} AS BIGINT) AS i_{c}" for c in ID_COLUMNS]
     # Money and quantities are checked as text, so nothing is rounded on the way. `point` is where
