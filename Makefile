@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export SALES_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test test-fast test-ui lint screenshot dev env stop bench clean spark-cluster spark-cluster-stop
+.PHONY: run test test-fast test-system test-ui lint screenshot dev env stop bench clean spark-cluster spark-cluster-stop
 
 # installing talks on stderr only: `eval "$(make -s env)"` reads stdout, also on a fresh clone
 $(VENV)/.installed: pyproject.toml
@@ -20,11 +20,14 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed ## materialize the whole graph once at SALES_ROWS
 	$(PY) -m sales_assets run $(if $(V),-v)
 
-test: $(VENV)/.installed ## the whole suite, against real PostgreSQL and the real ClickHouse engine
-	$(PY) -m pytest -m "not ui" $(PYTEST_ARGS)
+test: $(VENV)/.installed ## unit + integration tiers in one process, against real PostgreSQL and the real ClickHouse engine
+	$(PY) -m pytest -m "not system and not ui" $(PYTEST_ARGS)
 
-test-fast: $(VENV)/.installed ## the unit tier (transforms, URLs, settings, definitions), under 2 minutes
-	$(PY) -m pytest -m "not integration and not ui" --hypothesis-profile=fast $(PYTEST_ARGS)
+test-fast: $(VENV)/.installed ## the unit tier (transforms, URLs, settings, definitions), under 90 s
+	$(PY) -m pytest -m "not integration and not system and not ui" $(PYTEST_ARGS)
+
+test-system: $(VENV)/.installed ## what needs processes of its own: kills, two runs at once, the daemon, make, the servers, the bench
+	$(PY) -m pytest -m system $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff: lint, and the formatting check
 	$(VENV)/bin/ruff check .

@@ -127,8 +127,8 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
     import pandas as pd
     from faker import Faker
 
+    from sales_assets import connections
     from sales_assets.contract import CLEANED_SALES, CLICKHOUSE_AGGREGATES, SALES_AGGREGATES
-    from sales_assets.definitions import clickhouse_resource, postgres_resource
     from sales_assets.transforms.aggregate import aggregate_sales
     from sales_assets.transforms.clean import classify_sales, cleaned_lines
 
@@ -166,7 +166,7 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
             raw.count()
         with timed(t, "clean_and_collect_to_driver"):
             cleaned_rows = cleaned_lines(classify_sales(raw, run_date)).collect()
-        pg = postgres_resource(settings, in_definitions=False)
+        pg = connections.postgres(settings)
         pg.start()
         with timed(t, "pg_load_executemany"), pg.connect(autocommit=False) as conn:
             conn.execute("drop schema if exists bench_baseline cascade; create schema bench_baseline")
@@ -192,7 +192,7 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
                 )
             conn.commit()
         with timed(t, "clickhouse_row_inserts"):
-            clickhouse = clickhouse_resource(settings, in_definitions=False)
+            clickhouse = connections.clickhouse(settings)
             client = clickhouse.get_client()
             baseline_table = f"{CLICKHOUSE_AGGREGATES.schema}.bench_baseline_aggregates"
             client.command(f"create table if not exists {baseline_table} as {CLICKHOUSE_AGGREGATES.qualified}")
@@ -226,13 +226,13 @@ def load_vs_floor(settings: Settings, spark, repeats: int = 3) -> dict:
 
     import adbc_driver_postgresql.dbapi as adbc
 
+    from sales_assets import connections
     from sales_assets.contract import CLEANED_SALES
-    from sales_assets.definitions import postgres_resource
     from sales_assets.pg_transfer import read_arrow, read_frame, replace_table
     from sales_assets.pg_transfer.write import create_table_sql
     from sales_assets.transforms.parallelism import default_parallelism
 
-    pg = postgres_resource(settings, in_definitions=False)
+    pg = connections.postgres(settings)
     pg.start()
     floor = replace(CLEANED_SALES, name="bench_copy_floor")
     table = read_arrow(pg.dsn, CLEANED_SALES)
@@ -309,9 +309,9 @@ def baseline_main(raw_uri: str, rows: int, run_date: date) -> None:
 
 def server_figures(settings: Settings) -> dict:
     """What the long-lived server holds after a run: cached data and resident memory."""
-    from sales_assets.definitions import spark_resource
+    from sales_assets import connections
 
-    server = spark_resource(settings, in_definitions=False).embedded.running()
+    server = connections.spark(settings).embedded.running()
     return {"cached": len(server.monitoring("storage/rdd")), "server_rss_mb": round(server.rss_bytes() / 2**20)}
 
 
@@ -345,14 +345,14 @@ def main() -> None:
     )
     run_date = date.today()
 
+    from sales_assets import connections
     from sales_assets.contract import SCHEMA
-    from sales_assets.definitions import postgres_resource, spark_resource
 
-    postgres = postgres_resource(settings, in_definitions=False)
+    postgres = connections.postgres(settings)
     postgres.start()
     with postgres.connect() as conn:
         conn.execute(f"drop schema if exists {SCHEMA} cascade")
-    server = spark_resource(settings, in_definitions=False).embedded
+    server = connections.spark(settings).embedded
     server.stop()  # cold: no Spark server up, as on a fresh machine or after `make stop`
 
     try:
@@ -379,7 +379,7 @@ def main() -> None:
         results["rows_per_s"] = {k: round(args.rows / v) for k, v in warm["stages"].items() if v}
         results["e2e_rows_per_s"] = round(args.rows / results["e2e_s"])
         results["clean_and_load_rows_per_s"] = warm["clean_and_load_rows_per_s"]
-        bench_session = spark_resource(settings, in_definitions=False)
+        bench_session = connections.spark(settings)
         results.update(load_vs_floor(settings, bench_session.spark_session))
         bench_session.spark_session.stop()
         fraction = results["pg_load_rows_per_s"] / results["copy_floor_rows_per_s"]
@@ -393,7 +393,7 @@ def main() -> None:
 
     finally:
         server.stop()  # the bench's own servers, passed or failed: leave nothing running
-        from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+        from sales_assets.embedded.postgres import EmbeddedPostgres
 
         EmbeddedPostgres(settings.embedded_pg_dir).stop()
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunsFilter,
     SensorEvaluationContext,
     SkipReason,
     sensor,
 )
-from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from sales_assets.jobs import SALES_JOB
 from sales_assets.run_failures import run_failure

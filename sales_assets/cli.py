@@ -58,29 +58,29 @@ def cmd_dev(settings: Settings) -> int:
 
 
 def cmd_env(settings: Settings) -> int:
-    from sales_assets.definitions import clickhouse_resource, postgres_resource, spark_resource
+    from sales_assets import connections
 
     # quoted for `eval "$(make -s env)"`: URLs carry `&` and `;` between their parameters
-    print(f"SALES_PG_URL={shlex.quote(postgres_resource(settings, in_definitions=False).start())}")
-    print(f"SALES_CH_URL={shlex.quote(clickhouse_resource(settings, in_definitions=False).dsn)}")
-    spark = spark_resource(settings, in_definitions=False)
+    print(f"SALES_PG_URL={shlex.quote(connections.postgres(settings).start())}")
+    print(f"SALES_CH_URL={shlex.quote(connections.clickhouse(settings).dsn)}")
+    spark = connections.spark(settings)
     print(f"SALES_SPARK_REMOTE={shlex.quote(spark.remote or spark.embedded.url())}")
     return 0
 
 
 def cmd_stop(settings: Settings) -> int:
-    from sales_assets.definitions import spark_resource
-    from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+    from sales_assets import connections
+    from sales_assets.embedded.postgres import EmbeddedPostgres
 
     stopped = EmbeddedPostgres(settings.embedded_pg_dir).stop()
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
-    stopped = spark_resource(settings, in_definitions=False).embedded.stop()
+    stopped = connections.spark(settings).embedded.stop()
     print("embedded Spark Connect server stopped" if stopped else "embedded Spark Connect server was not running")
     return 0
 
 
 def cmd_spark_cluster(settings: Settings) -> int:
-    from sales_assets.dev.spark_cluster import LocalCluster
+    from sales_assets.embedded.spark_cluster import LocalCluster
 
     url = LocalCluster(settings.data_dir / "spark-cluster").start()
     print(f"Spark standalone cluster up (one worker): SALES_SPARK_MASTER={url}")
@@ -88,7 +88,7 @@ def cmd_spark_cluster(settings: Settings) -> int:
 
 
 def cmd_spark_cluster_stop(settings: Settings) -> int:
-    from sales_assets.dev.spark_cluster import LocalCluster
+    from sales_assets.embedded.spark_cluster import LocalCluster
 
     stopped = LocalCluster(settings.data_dir / "spark-cluster").stop()
     print("Spark cluster stopped" if stopped else "no Spark cluster was running")
@@ -96,7 +96,7 @@ def cmd_spark_cluster_stop(settings: Settings) -> int:
 
 
 def cmd_spark_connect_server(settings: Settings, host: str, port: int) -> int:
-    from sales_assets.dev.spark_connect import serve_in_foreground
+    from sales_assets.embedded.spark_connect import serve_in_foreground
     from sales_assets.resources.spark import server_settings, spark_config
 
     # the same static settings the embedded server gets; state and properties under the data dir
@@ -106,7 +106,7 @@ def cmd_spark_connect_server(settings: Settings, host: str, port: int) -> int:
 
 
 def cmd_jvm_archive(settings: Settings) -> int:
-    from sales_assets.dev import jvm_archive
+    from sales_assets.embedded import jvm_archive
     from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, spark_config
 
     started = time.perf_counter()

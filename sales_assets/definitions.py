@@ -9,50 +9,21 @@ from __future__ import annotations
 import warnings
 
 import dagster as dg
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, in_process_executor
 
+from sales_assets import connections
 from sales_assets.alerts import build_alert_sensor
-from sales_assets.assets import build_raw_sales, clean_sales, clickhouse_sales_aggregates, sales_aggregates
+from sales_assets.assets import build_clickhouse_sales_aggregates, build_raw_sales, build_warehouse_assets
 from sales_assets.checks import ALL_CHECKS
+from sales_assets.connections import CH_URL, PG_URL, SPARK_REMOTE, named_by_env
 from sales_assets.io_managers.clickhouse import ClickHouseIOManager
 from sales_assets.io_managers.parquet import SparkParquetIOManager
 from sales_assets.io_managers.postgres import PostgresIOManager
 from sales_assets.jobs import build_freshness_policy, build_job, build_schedule
-from sales_assets.resources.clickhouse import ClickHouseResource
-from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.run_date import RunDateResource
 from sales_assets.resources.run_lock import RunLockResource
-from sales_assets.resources.spark import SparkResource, spark_config
+from sales_assets.resources.spark import SparkResource
 from sales_assets.settings import Settings
-
-
-def postgres_resource(settings: Settings, in_definitions: bool = True) -> PostgresResource:
-    # In Definitions the URL is an EnvVar, so the Dagster UI shows the variable's name, never
-    # the password inside it; outside a run (CLI, tests) the plain value is used.
-    url = settings.pg_url and (EnvVar("SALES_PG_URL") if in_definitions else settings.pg_url)
-    return PostgresResource(url=url, embedded_dir=str(settings.embedded_pg_dir))
-
-
-def clickhouse_resource(
-    settings: Settings, in_definitions: bool = True, run_lock: RunLockResource | None = None
-) -> ClickHouseResource:
-    url = settings.ch_url and (EnvVar("SALES_CH_URL") if in_definitions else settings.ch_url)
-    run_lock = run_lock or RunLockResource(postgres=postgres_resource(settings, in_definitions))
-    return ClickHouseResource(url=url, embedded_path=str(settings.embedded_ch_path), run_lock=run_lock)
-
-
-def spark_resource(settings: Settings, in_definitions: bool = True, **fields) -> SparkResource:
-    return SparkResource(**spark_resource_fields(settings, in_definitions), **fields)
-
-
-def spark_resource_fields(settings: Settings, in_definitions: bool = True) -> dict:
-    # an endpoint URL may carry a token: an EnvVar in Definitions, like the database URLs
-    remote = settings.spark_remote and (EnvVar("SALES_SPARK_REMOTE") if in_definitions else settings.spark_remote)
-    return {
-        "spark_config": spark_config(settings.spark_master, **settings.spark_conf),
-        "remote": remote,
-        "embedded_dir": str(settings.embedded_spark_dir),
-    }
 
 
 def build_resources(settings: Settings, spark: SparkResource | None = None) -> dict:
@@ -60,13 +31,15 @@ def build_resources(settings: Settings, spark: SparkResource | None = None) -> d
     # One Spark Connect session per run, for the assets and the I/O managers alike: configured at
     # launch, the resource is the one top-level instance they share (like the run lock below);
     # fully configured copies nested in the I/O managers would each open a session of their own.
-    spark = spark or SparkResource.configure_at_launch(**spark_resource_fields(settings))
-    postgres = postgres_resource(settings)
+    spark = spark or SparkResource.configure_at_launch(
+        **connections.spark_fields(settings, remote=named_by_env(settings.spark_remote, SPARK_REMOTE))
+    )
+    postgres = connections.postgres(settings, url=named_by_env(settings.pg_url, PG_URL))
     # One run at a time: the I/O managers and the ClickHouse resource require the lock. Configured
     # at launch, it is one resource that they all share (a fully configured one nested in another
     # resource is set up anew inside it), and its wait is settable in the run config.
     run_lock = RunLockResource.configure_at_launch(postgres=postgres)
-    clickhouse = clickhouse_resource(settings, run_lock=run_lock)
+    clickhouse = connections.clickhouse(settings, url=named_by_env(settings.ch_url, CH_URL), run_lock=run_lock)
     return {
         "spark": spark,
         "postgres": postgres,
@@ -96,6 +69,15 @@ def build_assets(settings: Settings) -> list:
     policy on what readers depend on, and links to their source code."""
     freshness = build_freshness_policy(settings)
 
+    assets = [
+        build_raw_sales(settings),
+        *build_warehouse_assets(settings.retry_delay_s),
+        build_clickhouse_sales_aggregates(settings.retry_delay_s),
+    ]
+    names = {key.to_user_string() for a in assets for key in a.keys}
+    if names != set(TIERS) or not DUE_DAILY <= names:  # a renamed or added asset fails here, not in a run
+        raise ValueError(f"TIERS / DUE_DAILY name {sorted(set(TIERS) ^ names | DUE_DAILY - names)}: not the assets'")
+
     def operated(spec: dg.AssetSpec) -> dg.AssetSpec:
         name = spec.key.to_user_string()
         return spec.replace_attributes(
@@ -104,7 +86,6 @@ def build_assets(settings: Settings) -> list:
             freshness_policy=freshness if name in DUE_DAILY else spec.freshness_policy,
         )
 
-    assets = [build_raw_sales(settings), clean_sales, sales_aggregates, clickhouse_sales_aggregates]
     with warnings.catch_warnings():  # code references are beta in Dagster 1.13; the UI shows them fine
         warnings.simplefilter("ignore", dg.BetaWarning)
         return dg.with_source_code_references(dg.map_asset_specs(operated, assets))

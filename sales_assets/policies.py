@@ -9,9 +9,12 @@ from pyspark.errors import PySparkException
 from sales_assets.prerequisites import PrerequisiteError
 from sales_assets.resources.spark import SparkResource
 
-# Transient faults (a dropped connection, a lost executor) get two more tries with backoff; errors in
-# the data fail at once (`bad_data_fails_at_once`), since trying again cannot fix them.
-TRANSIENT_RETRIES = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
+
+def transient_retries(delay_s: float) -> RetryPolicy:
+    """Transient faults (a dropped connection, a lost executor) get two more tries, after `delay_s`
+    and then 3x it (SALES_RETRY_DELAY_SECONDS); errors in the data fail at once
+    (`bad_data_fails_at_once`), since trying again cannot fix them."""
+    return RetryPolicy(max_retries=2, delay=delay_s, backoff=Backoff.EXPONENTIAL)
 
 
 @contextmanager

@@ -18,6 +18,19 @@ def _int_env(env, name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _seconds_env(env, name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not seconds >= 0:
+        raise ValueError(f"{name} must be 0 or more seconds, got {raw!r}")
+    return seconds
+
+
 def _spark_conf_env(env) -> dict[str, str]:
     """`SALES_SPARK_CONF='spark.ui.enabled=true spark.executor.memory=4g'`: Spark settings over
     the defaults, shell-quoted where a value has spaces."""
@@ -45,6 +58,7 @@ class Settings:
     timezone: str
     freshness_grace_minutes: int = 120  # after a schedule tick, how long until its load counts as missing
     max_runtime_s: int = 3600  # a run still going after this is failed (run monitoring), freeing the run lock
+    retry_delay_s: float = 2.0  # a step failed by a transient fault tries again after this, then 3x it
     # Slack-compatible incoming webhook for failed runs (a secret: kept out of repr); unset: logged
     alert_webhook: str | None = field(default=None, repr=False)
     ui_url: str = "http://localhost:3000"  # the Dagster UI, for links in alerts
@@ -70,6 +84,7 @@ class Settings:
             timezone=env.get("SALES_TIMEZONE") or "UTC",
             freshness_grace_minutes=_int_env(env, "SALES_FRESHNESS_GRACE_MINUTES", 120),
             max_runtime_s=_int_env(env, "SALES_MAX_RUNTIME_SECONDS", 3600),
+            retry_delay_s=_seconds_env(env, "SALES_RETRY_DELAY_SECONDS", 2.0),
             alert_webhook=env.get("SALES_ALERT_WEBHOOK") or None,
             ui_url=(env.get("SALES_UI_URL") or "http://localhost:3000").rstrip("/"),
             spark_conf=_spark_conf_env(env),

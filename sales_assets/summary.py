@@ -7,7 +7,8 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sales_assets.contract import CLICKHOUSE_AGGREGATES, REJECT_REASONS, SALES_AGGREGATES
+from sales_assets import connections
+from sales_assets.contract import REJECT_REASONS
 from sales_assets.run_failures import run_failure, without_secrets
 
 
@@ -37,8 +38,6 @@ def write_run_log(instance, run_id: str, directory: Path) -> Path:
 
 
 def print_summary(result, instance, settings, wall_seconds: float, log: Path | None = None) -> None:
-    from sales_assets.definitions import clickhouse_resource, postgres_resource, spark_resource
-
     meta = _metadata(result)
     print()
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} in {wall_seconds:.1f} s")
@@ -60,29 +59,14 @@ def print_summary(result, instance, settings, wall_seconds: float, log: Path | N
         print(f"  rejected rows   {rejected['dagster/row_count']:>12,}")
         for reason in REJECT_REASONS:
             print(f"    {reason:<22}{rejected.get(f'rejected_{reason}', 0):>8,}")
-    if "clickhouse_sales_aggregates" in meta:
+    if "clickhouse_sales_aggregates" in meta:  # as each load recorded it; a check reconciles the two
+        pg_total = meta["sales_aggregates"]["revenue_total"]
+        ch_total = meta["clickhouse_sales_aggregates"]["revenue_total"]
         import_date = meta["clickhouse_sales_aggregates"]["import_date"]
-        postgres = postgres_resource(settings, in_definitions=False)
-        clickhouse = clickhouse_resource(settings, in_definitions=False)
-        postgres.start()
-        with postgres.connect() as conn:
-            pg_total = conn.execute(
-                f"select sum(revenue) from {SALES_AGGREGATES.qualified} where grain = 'region'"
-            ).fetchone()[0]
-        try:
-            ch_total = (
-                clickhouse.get_client()
-                .query(
-                    f"select sum(revenue) from {CLICKHOUSE_AGGREGATES.qualified} "
-                    "where import_date = {d:String}::Date and grain = 'region'",
-                    parameters={"d": import_date},
-                )
-                .result_rows[0][0]
-            )
-        finally:
-            clickhouse.close()
-        print(f"  revenue total   PostgreSQL {pg_total}   ClickHouse {ch_total}   (import_date {import_date})")
-    spark = spark_resource(settings, in_definitions=False)
+        print(
+            f"  revenue total   PostgreSQL {pg_total:,.2f}   ClickHouse {ch_total:,.2f}   (import_date {import_date})"
+        )
+    spark = connections.spark(settings)
     if spark.remote:
         print(f"  Spark Connect   {spark.location}")
     elif server := spark.embedded.running():

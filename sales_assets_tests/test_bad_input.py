@@ -11,37 +11,30 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sales_assets.contract import PG_TABLES, RAW_COLUMNS
+from sales_assets.contract import RAW_COLUMNS
 from sales_assets.definitions import build_definitions
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.settings import Settings
-from sales_assets_tests.conftest import TEST_ENV, query, run_config
-from sales_assets_tests.test_pipeline import ch_rows, materializations, table_digest
+from sales_assets_tests.helpers import (
+    GOLDEN_DATE,
+    TEST_ENV,
+    failure_messages,
+    materializations,
+    query,
+    run_config,
+    stored_state,
+    write_csv,
+)
 
 pytestmark = pytest.mark.integration
-RUN_DATE = "2026-10-01"
-
-
-def failure_messages(result) -> str:
-    return "\n".join(e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure)
+RUN_DATE = GOLDEN_DATE
 
 
 @pytest.fixture
-def snapshot_of_everything(run_job, pg, ch, spark, settings):
-    """Materializes a known state, then returns a function telling whether anything changed."""
-    assert run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=800, seed=5).success
-
-    def state():
-        raw = spark.read.parquet(f"{settings.parquet_uri}/raw_sales")
-        return (
-            {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES},
-            ch_rows(ch, RUN_DATE),
-            raw.count(),
-            raw.agg({"sale_id": "max"}).first()[0],
-        )
-
-    before = state()
-    return lambda: state() == before
+def snapshot_of_everything(golden_state, pg, ch, spark, settings):
+    """The golden state, and a function telling whether anything changed since."""
+    before = stored_state(pg, ch, spark, settings)
+    return lambda: stored_state(pg, ch, spark, settings) == before
 
 
 def failed_in_raw_sales(result) -> str:
@@ -50,11 +43,6 @@ def failed_in_raw_sales(result) -> str:
     assert [e.step_key for e in result.all_events if e.is_step_failure] == ["raw_sales"]
     assert not materializations(result)
     return failure_messages(result)
-
-
-def write_csv(path, header, rows):
-    path.write_text("\n".join([",".join(header)] + [",".join(r) for r in rows]) + "\n")
-    return str(path)
 
 
 def test_missing_source_file(run_job, snapshot_of_everything, tmp_path):

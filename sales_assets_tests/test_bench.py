@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from sales_assets.dev.embedded_postgres import EmbeddedPostgres
-from sales_assets.dev.spark_connect import EmbeddedSparkConnect
-from sales_assets_tests.conftest import TEST_ENV
+from sales_assets.embedded.postgres import EmbeddedPostgres
+from sales_assets.embedded.spark_connect import EmbeddedSparkConnect
+from sales_assets_tests.helpers import TEST_ENV
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.system
 PROJECT = Path(__file__).resolve().parent.parent
 
 

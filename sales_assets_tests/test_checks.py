@@ -6,25 +6,19 @@ from dagster import AssetCheckKey, AssetKey, AssetSelection, materialize
 
 from sales_assets import checks as C
 from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets_tests.conftest import query
-from sales_assets_tests.test_pipeline import ch_rows
+from sales_assets_tests.helpers import GOLDEN_DATE, ch_rows, evaluations, execute, query
 
 pytestmark = pytest.mark.integration
-RUN_DATE = "2026-09-15"
+RUN_DATE = GOLDEN_DATE
 FIRST_SALE = "select min(sale_id) from sales.cleaned_sales"
 LAST_SALE = "select max(sale_id) from sales.cleaned_sales"
 TAGS = {RUN_DATE_TAG: RUN_DATE}
 
 
-def evaluations(result) -> dict[str, object]:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
-
-
 @pytest.fixture
-def good_run(run_job):
-    result = run_job(tags=TAGS, rows=1500, seed=21, dirty_fraction=0.03)
-    assert result.success
-    return result
+def good_run(golden_state):
+    """The golden run's result; what it stored is restored for each test."""
+    return golden_state.result
 
 
 @pytest.fixture
@@ -57,21 +51,21 @@ def test_all_checks_pass_on_good_data_with_numbers(good_run):
         C.CLICKHOUSE_RECONCILES,
     }
     assert all(e.passed for e in got.values()), {k: e.metadata for k, e in got.items() if not e.passed}
-    assert got[C.CONSERVATION].metadata["raw_rows"].value == 1500
+    assert got[C.CONSERVATION].metadata["raw_rows"].value == 3000
     assert got[C.CLICKHOUSE_RECONCILES].metadata["clickhouse_rows"].value > 0
 
 
 def test_raw_row_count_fails_when_lines_are_lost(good_run, run_check, spark, settings, tmp_path):
     path, fewer = f"{settings.parquet_uri}/raw_sales", str(tmp_path / "fewer")  # nothing left beside the asset
-    spark.read.parquet(path).limit(1400).write.mode("overwrite").parquet(fewer)
+    spark.read.parquet(path).limit(2900).write.mode("overwrite").parquet(fewer)
     spark.read.parquet(fewer).write.mode("overwrite").parquet(path)
     evaluation = run_check(C.raw_row_count_as_requested)
     assert not evaluation.passed
-    assert evaluation.metadata["stored_rows"].value == 1400
+    assert evaluation.metadata["stored_rows"].value == 2900
 
 
 def test_conservation_fails_when_a_rejected_line_is_lost(good_run, run_check, pg):
-    query_exec(pg, "delete from sales.rejected_sales where ctid = (select min(ctid) from sales.rejected_sales)")
+    execute(pg, "delete from sales.rejected_sales where ctid = (select min(ctid) from sales.rejected_sales)")
     evaluation = run_check(C.raw_equals_cleaned_plus_rejected)
     assert not evaluation.passed and evaluation.metadata["difference"].value == 1
 
@@ -99,7 +93,7 @@ def test_conservation_fails_when_a_rejected_line_is_lost(good_run, run_check, pg
     ],
 )
 def test_validity_fails_on_each_kind_of_bad_row(good_run, run_check, pg, corruption, counter):
-    query_exec(pg, corruption)
+    execute(pg, corruption)
     evaluation = run_check(C.cleaned_rows_valid)
     assert not evaluation.passed and evaluation.metadata[counter].value == 1
 
@@ -113,7 +107,7 @@ def test_rejected_share_warns_above_the_threshold(good_run, run_check):
 
 
 def test_aggregates_check_fails_on_a_wrong_total(good_run, run_check, pg):
-    query_exec(
+    execute(
         pg,
         "update sales.sales_aggregates set units = units + 1 "
         "where grain = 'product' and product = (select min(product) from sales.sales_aggregates)",
@@ -152,7 +146,7 @@ def test_a_failed_blocking_check_stops_the_aggregates_and_keeps_the_clickhouse_s
 ):
     snapshot = ch_rows(ch, RUN_DATE)
     aggregates_before = query(pg, "select count(*), sum(revenue) from sales.sales_aggregates")
-    query_exec(pg, "update sales.cleaned_sales set amount = amount * 2")  # every row now invalid
+    execute(pg, "update sales.cleaned_sales set amount = amount * 2")  # every row now invalid
     selection = AssetSelection.assets("sales_aggregates", "clickhouse_sales_aggregates") | AssetSelection.checks(
         C.cleaned_rows_valid
     )
@@ -170,11 +164,6 @@ def test_a_failed_blocking_check_stops_the_aggregates_and_keeps_the_clickhouse_s
     assert AssetKey("clickhouse_sales_aggregates") not in materialized
     assert query(pg, "select count(*), sum(revenue) from sales.sales_aggregates") == aggregates_before
     assert ch_rows(ch, RUN_DATE) == snapshot
-
-
-def query_exec(pg, sql: str) -> None:
-    with pg.connect() as conn:
-        conn.execute(sql)
 
 
 def test_check_names_are_the_module_constants():
@@ -207,7 +196,7 @@ def test_each_blocking_check_when_it_fails_skips_what_it_guards(
     it is skipped (its step never runs), and what that asset stores stays as it was."""
     snapshot = ch_rows(ch, RUN_DATE)
     aggregates_before = query(pg, "select count(*), sum(revenue), sum(units) from sales.sales_aggregates")
-    query_exec(pg, corruption)
+    execute(pg, corruption)
     result = materialize(
         [*defs.assets, *C.ALL_CHECKS],
         selection=AssetSelection.assets(guarded) | AssetSelection.checks(check),

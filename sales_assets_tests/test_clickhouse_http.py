@@ -12,7 +12,7 @@ from sales_assets.resources.clickhouse import ClickHouseConnectionError, ClickHo
 from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.resources.run_lock import RunLockResource
-from sales_assets_tests.conftest import run_config
+from sales_assets_tests.helpers import run_config
 
 
 def test_http_url_gives_plain_client_on_8123():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,11 +15,12 @@ import psycopg
 import pytest
 
 from sales_assets.contract import PG_TABLES
-from sales_assets.dev.embedded_postgres import EmbeddedPostgres
-from sales_assets.dev.spark_cluster import LocalCluster
-from sales_assets.dev.spark_connect import EmbeddedSparkConnect
+from sales_assets.embedded.postgres import EmbeddedPostgres
+from sales_assets.embedded.spark_cluster import LocalCluster
+from sales_assets.embedded.spark_connect import EmbeddedSparkConnect
+from sales_assets_tests.helpers import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+pytestmark = [pytest.mark.system, pytest.mark.cluster]
 
 CH_DUMP = """
 import json, sys, clickhouse_connect
@@ -30,12 +30,6 @@ rows = c.query("select grain, region, product, orders, sales, units, toString(re
                "order by grain, region, product").result_rows
 print(json.dumps(rows))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(data_dir: Path, master: str) -> None:
@@ -82,7 +76,7 @@ def _ch_rows(data_dir: Path) -> list:
 def two_runs():
     root = Path(tempfile.mkdtemp(prefix="sales_cluster_test_"))
     root.chmod(0o755)
-    cluster = LocalCluster(root / "spark-cluster", port=_free_port(), ui_port=_free_port())
+    cluster = LocalCluster(root / "spark-cluster", port=free_port(), ui_port=free_port())
     local_dir, cluster_dir = root / "local", root / "cluster"
     try:
         _run(local_dir, "local[2]")

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from dagster import DagsterRunStatus
 
-from sales_assets.dev.embedded_postgres import EmbeddedPostgres
-from sales_assets.dev.spark_connect import EmbeddedSparkConnect
+from sales_assets.embedded.postgres import EmbeddedPostgres
+from sales_assets.embedded.spark_connect import EmbeddedSparkConnect
 from sales_assets.resources.run_lock import APPLICATION_NAME, LOCK_NAME
-from sales_assets_tests.conftest import query, run_config
+from sales_assets_tests.helpers import query, run_config
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +43,7 @@ def _execute(defs, instance, lock_config: dict, **raw_sales_config):
     return job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
 
 
-def test_a_run_that_cannot_get_the_lock_in_time_fails_before_touching_anything(defs, instance, run_job, pg):
-    run_job(rows=1500, seed=3)
+def test_a_run_that_cannot_get_the_lock_in_time_fails_before_touching_anything(defs, instance, golden_state, pg):
     before = _digests(pg)
     holder = _hold_lock(pg)
     try:
@@ -70,8 +69,7 @@ def test_a_run_that_cannot_get_the_lock_in_time_fails_before_touching_anything(d
     assert _digests(pg) == before
 
 
-def test_a_second_run_queues_until_the_first_releases_the_lock(defs, instance, run_job, pg):
-    run_job(rows=1500, seed=3)
+def test_a_second_run_queues_until_the_first_releases_the_lock(defs, instance, golden_state, pg):
     before = _digests(pg)
     holder = _hold_lock(pg)
     outcome: dict = {}
@@ -132,6 +130,7 @@ def _env(data_dir: Path, rows: int, seed: int) -> dict:
     }
 
 
+@pytest.mark.system
 def test_two_processes_started_together_both_succeed_one_after_the_other_without_mixing():
     """Two `python -m sales_assets run` at once on the same embedded PostgreSQL and the same
     embedded ClickHouse path (chdb: one process at a time): the run lock serializes them."""

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets_tests.conftest import query
+from sales_assets_tests.helpers import query
 
 pytestmark = pytest.mark.integration
 
@@ -67,9 +66,9 @@ CLICKHOUSE_AGGREGATES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stored(run_job):
-    assert run_job(tags={RUN_DATE_TAG: "2026-08-01"}, rows=700, seed=4).success
+@pytest.fixture
+def stored(golden_state):
+    """The tables as the golden run created them."""
 
 
 def _pg_columns(pg, table: str) -> list[tuple]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,10 @@ from dagster_graphql import DagsterGraphQLClient
 
 from sales_assets.jobs import MAX_RUNTIME_TAG, SALES_JOB
 from sales_assets.resources.run_lock import APPLICATION_NAME, LOCK_NAME
-from sales_assets_tests.conftest import TEST_ENV, run_config
-from sales_assets_tests.test_unattended import Webhook
+from sales_assets_tests.helpers import TEST_ENV, Webhook, free_port, run_config
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.system
 PROJECT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(what: str, ready, timeout_s: float):
@@ -51,7 +43,7 @@ def deployment(data_dir, settings, pg, spark_resource, tmp_path):
     config = yaml.safe_load((PROJECT / "dagster.yaml").read_text())  # the project's instance, but
     config["run_monitoring"]["poll_interval_seconds"] = 1  # checking every second, not every 30 s
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    hook, port = Webhook(), _free_port()
+    hook, port = Webhook(), free_port()
     env = {
         **os.environ,
         **TEST_ENV,

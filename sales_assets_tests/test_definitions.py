@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import AssetKey, build_schedule_context
 
-from sales_assets.definitions import build_definitions, spark_resource
+from sales_assets import connections
+from sales_assets.definitions import build_definitions
 from sales_assets.jobs import DAILY_SCHEDULE, SALES_JOB
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.settings import Settings
@@ -97,12 +98,12 @@ def test_default_settings_match_the_contract():
 
 
 def test_spark_settings_from_the_environment_go_over_the_defaults():
-    default = spark_resource(Settings.from_env({})).spark_config
+    default = connections.spark(Settings.from_env({})).spark_config
     assert default["spark.ui.enabled"] == "true"  # the server starts once: its UI costs no run anything
     settings = Settings.from_env(
         {"SALES_SPARK_CONF": "spark.ui.enabled=false spark.driver.extraJavaOptions='-Xss4m -Dsales=1'"}
     )
-    config = spark_resource(settings).spark_config
+    config = connections.spark(settings).spark_config
     assert config["spark.ui.enabled"] == "false"
     assert config["spark.driver.extraJavaOptions"] == "-Xss4m -Dsales=1"
     assert config["spark.master"] == default["spark.master"]
@@ -115,7 +116,7 @@ def test_parquet_assets_go_to_sales_parquet_uri_apart_from_the_data_dir(settings
     from dagster import AssetSelection, instance_for_test, materialize
 
     from sales_assets.checks import ALL_CHECKS, RAW_ROW_COUNT
-    from sales_assets_tests.conftest import TEST_ENV, run_config
+    from sales_assets_tests.helpers import TEST_ENV, run_config
 
     lake = f"file://{tmp_path}/lake"  # a URI, as hdfs:// or s3a:// would be, not a local path
     uri_settings = Settings.from_env({**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), "SALES_PARQUET_URI": lake})

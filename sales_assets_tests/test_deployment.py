@@ -15,7 +15,7 @@ import yaml
 from dagster import DagsterInstance
 
 from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets_tests.conftest import run_config
+from sales_assets_tests.helpers import run_config
 
 PROJECT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((PROJECT / "docker-compose.yml").read_text())

@@ -14,28 +14,27 @@ from sales_assets.contract import CLICKHOUSE_AGGREGATES, PG_TABLES
 from sales_assets.io_managers.clickhouse import ClickHouseIOManager, create_table_sql
 from sales_assets.pg_transfer import write
 from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets_tests.conftest import query
-from sales_assets_tests.test_pipeline import ch_rows, table_digest
+from sales_assets_tests.helpers import (
+    GOLDEN_CONFIG,
+    GOLDEN_DATE,
+    ch_rows,
+    clickhouse_staging_tables,
+    events_of,
+    failed_steps,
+    query,
+    staging_tables,
+    table_digest,
+)
 
 pytestmark = pytest.mark.integration
-RUN_DATE = "2026-05-05"
+RUN_DATE = GOLDEN_DATE
 TAGS = {RUN_DATE_TAG: RUN_DATE}
 
 
-def staging_tables(pg) -> list:
-    return query(pg, "select tablename from pg_tables where schemaname = 'sales' and tablename like '\\_stage%%'")
-
-
-def clickhouse_staging_tables(ch) -> int:
-    return int(
-        ch.get_client().command("select count() from system.tables where database = 'sales' and name like '\\_stage%'")
-    )
-
-
 @pytest.fixture
-def good_state(run_job, pg, ch):
-    assert run_job(tags=TAGS, rows=1200, seed=31).success
-    return {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES}, ch_rows(ch, RUN_DATE)
+def good_state(golden_state):
+    """The golden run's tables and ClickHouse snapshot, restored: what a failed run must leave."""
+    return golden_state.digests, golden_state.clickhouse
 
 
 class _CopyCutter(threading.Thread):
@@ -67,7 +66,7 @@ class _CopyCutter(threading.Thread):
         self.join()
 
 
-def _slow_copies(monkeypatch, seconds: float = 3.0) -> None:
+def _slow_copies(monkeypatch, seconds: float = 1.5) -> None:
     """Each task holds its COPYs open for `seconds` after their first batch, so the cutter meets them
     streaming (400 lines would otherwise be copied before anyone could look)."""
     original = write.copy_partition_fn
@@ -92,11 +91,11 @@ def _slow_copies(monkeypatch, seconds: float = 3.0) -> None:
 
 
 def _events(result, kind: str, step: str = "clean_sales") -> list:
-    return [e for e in result.all_events if e.event_type_value == kind and e.step_key == step]
+    return events_of(result, kind, step)
 
 
 def test_a_connection_cut_mid_copy_is_retried_twice_with_backoff_then_fails_keeping_the_tables(
-    good_state, run_job, instance, pg, monkeypatch
+    good_state, run_job, instance, pg, settings, monkeypatch
 ):
     _slow_copies(monkeypatch)
     with _CopyCutter(pg.dsn, "cleaned_sales", times=10) as cutter:
@@ -104,7 +103,8 @@ def test_a_connection_cut_mid_copy_is_retried_twice_with_backoff_then_fails_keep
     assert not result.success
     assert len(cutter.cut) == 3, cutter.cut  # every try's COPY was cut on the server
     retries = _events(result, "STEP_UP_FOR_RETRY")
-    assert [e.event_specific_data.seconds_to_wait for e in retries] == [2, 6]  # 2 more tries, 2 s then 6 s
+    delay = settings.retry_delay_s
+    assert [e.event_specific_data.seconds_to_wait for e in retries] == [delay, 3 * delay]  # 2 more tries
     logged = {
         kind: [
             e.timestamp
@@ -116,7 +116,7 @@ def test_a_connection_cut_mid_copy_is_retried_twice_with_backoff_then_fails_keep
         for kind in ("STEP_UP_FOR_RETRY", "STEP_RESTARTED")
     }
     waited = [b - a for a, b in zip(logged["STEP_UP_FOR_RETRY"], logged["STEP_RESTARTED"], strict=True)]
-    assert len(waited) == 2 and waited[0] >= 2 and waited[1] >= 6, waited
+    assert len(waited) == 2 and waited[0] >= delay and waited[1] >= 3 * delay, waited
     error = _events(result, "STEP_FAILURE")[0].step_failure_data.error.to_string()
     assert "terminating connection due to administrator command" in error, error[-2000:]
     digests, _ = good_state
@@ -188,7 +188,7 @@ def test_a_clickhouse_stage_holding_other_than_the_snapshots_rows_is_never_swapp
     result = run_job(tags=TAGS, rows=1500, seed=33, raise_on_error=False)
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
-    assert [e.step_key for e in failures] == ["clickhouse_sales_aggregates"]
+    assert failed_steps(result) == ["clickhouse_sales_aggregates"]
     error = failures[0].step_failure_data.error.to_string()
     found = re.search(r"staged (\d+) rows into ClickHouse, expected (\d+)", error)
     assert found, error[-2000:]
@@ -244,7 +244,7 @@ def test_a_killed_runs_clickhouse_stage_is_dropped_by_the_next_load(good_state, 
 def test_a_connection_cut_once_is_retried_and_the_run_succeeds(good_state, run_job, pg, monkeypatch):
     _slow_copies(monkeypatch)
     with _CopyCutter(pg.dsn, "cleaned_sales", times=1) as cutter:
-        result = run_job(tags=TAGS, rows=1200, seed=31)
+        result = run_job(tags=TAGS, **GOLDEN_CONFIG)
     assert result.success
     assert len(cutter.cut) == 1
     assert len(_events(result, "STEP_UP_FOR_RETRY")) == 1

@@ -7,7 +7,7 @@ import pytest
 
 from sales_assets.contract import RAW_COLUMNS
 from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets_tests.conftest import query
+from sales_assets_tests.helpers import query
 
 pytestmark = pytest.mark.integration
 TAGS = {RUN_DATE_TAG: "2026-10-01"}

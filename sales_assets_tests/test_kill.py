@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sales_assets.dev.embedded_postgres import EmbeddedPostgres
-from sales_assets.dev.spark_connect import EmbeddedSparkConnect
+from sales_assets.embedded.postgres import EmbeddedPostgres
+from sales_assets.embedded.spark_connect import EmbeddedSparkConnect
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.system
 
 
 def _env(data_dir: Path, rows: int) -> dict:

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from sales_assets.contract import CLEANED_SALES, RAW_COLUMNS, REJECTED_SALES
 from sales_assets.pg_transfer import RefusedByPostgres, errors, replace_tables, write
-from sales_assets_tests.conftest import query
+from sales_assets_tests.helpers import query
 
 pytestmark = pytest.mark.integration
 SCHEMA = "transfer_test"

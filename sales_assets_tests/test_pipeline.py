@@ -13,57 +13,18 @@ import pytest
 from sales_assets.contract import PG_TABLES, RAW_COLUMNS, REJECT_REASONS
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.summary import print_summary
-from sales_assets_tests.conftest import query
+from sales_assets_tests.helpers import GOLDEN_CONFIG, GOLDEN_DATE, ch_rows, materializations, query, table_digest
 
 pytestmark = pytest.mark.integration
 
-ROWS = 3000
-RUN_DATE = "2026-11-20"  # fixed, so the assertions do not depend on today
+ROWS = GOLDEN_CONFIG["rows"]
+RUN_DATE = GOLDEN_DATE
 
 
-def materializations(result) -> dict[str, dict]:
-    return {
-        e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-        for e in result.get_asset_materialization_events()
-    }
-
-
-def table_digest(pg, table: str) -> tuple[int, str]:
-    """Row count and an order-independent digest of the whole content."""
-    return query(pg, f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} t")[0]
-
-
-def ch_rows(ch, import_date: str) -> list[tuple]:
-    return (
-        ch.get_client()
-        .query(
-            "select grain, region, product, orders, sales, units, revenue, avg_check, first_sale, last_sale "
-            "from sales.sales_aggregates where import_date = {d:Date} order by grain, region, product",
-            parameters={"d": date.fromisoformat(import_date)},
-        )
-        .result_rows
-    )
-
-
-def cached_rdds(spark_resource) -> set[int]:
-    """Ids of what the Spark server holds cached, from its monitoring API (a Spark Connect client
-    cannot see the server's cache)."""
-    return {rdd["id"] for rdd in spark_resource.embedded.running().monitoring("storage/rdd")}
-
-
-@pytest.fixture(scope="module")
-def first_run_and_cache(run_job, spark_resource):
-    """The run's result, and the ids of the cached data the run left on the long-lived server.
-    (Ids, not a count: Spark's cleaner may release an earlier test's data while the run goes on.)"""
-    before = cached_rdds(spark_resource)
-    result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=ROWS, seed=11, dirty_fraction=0.05)
-    assert result.success
-    return result, cached_rdds(spark_resource) - before
-
-
-@pytest.fixture(scope="module")
-def first_run(first_run_and_cache):
-    return first_run_and_cache[0]
+@pytest.fixture
+def first_run(golden_state):
+    """The golden run (3,000 lines, 5% dirty) and what it stored."""
+    return golden_state.result
 
 
 def test_every_asset_is_materialized(first_run):
@@ -77,9 +38,9 @@ def test_every_asset_is_materialized(first_run):
     assert materializations(first_run)["raw_sales"]["dagster/row_count"] == ROWS
 
 
-def test_the_run_leaves_nothing_cached_in_a_long_lived_spark_session(first_run_and_cache):
+def test_the_run_leaves_nothing_cached_in_a_long_lived_spark_session(golden):
     # the aggregates are cached for their metadata and their load, then released
-    assert first_run_and_cache[1] == set()
+    assert golden.cached_after == set()
 
 
 def test_cleaned_sales_has_its_primary_key_and_no_staging_tables_remain(first_run, pg):
@@ -200,15 +161,14 @@ def test_the_run_summary_reports_the_stored_tables_and_where_the_run_is(first_ru
     assert "SUCCESS in 12.3 s" in out
     assert re.search(rf"raw rows +{ROWS:,}\n", out)
     assert re.search(rf"cleaned rows +{cleaned:,} ", out) and re.search(rf"rejected rows +{rejected:,}\n", out)
-    assert f"PostgreSQL {revenue}   ClickHouse {revenue}   (import_date {RUN_DATE})" in out
+    assert f"PostgreSQL {revenue:,.2f}   ClickHouse {revenue:,.2f}   (import_date {RUN_DATE})" in out
     assert f"in the UI       make dev, then http://localhost:3000/runs/{first_run.run_id}" in out
 
 
 def test_a_second_run_the_same_day_changes_nothing(first_run, run_job, pg, ch):
     before = {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES}
     ch_before = ch_rows(ch, RUN_DATE)
-    for _ in range(2):
-        assert run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=ROWS, seed=11, dirty_fraction=0.05).success
+    assert run_job(tags={RUN_DATE_TAG: RUN_DATE}, **GOLDEN_CONFIG).success
     assert {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES} == before
     assert ch_rows(ch, RUN_DATE) == ch_before
     per_date = (
@@ -224,13 +184,11 @@ def test_a_second_run_the_same_day_changes_nothing(first_run, run_job, pg, ch):
 
 @pytest.fixture
 def another_date(first_run, run_job, ch):
-    """A run of another date and other lines, and the first date's snapshot before it; the first
-    run's tables are back afterwards, so the tests that read them pass in any order."""
-    other = "2030-06-30"  # later than any date the other tests load: the newest snapshot
+    """A run of another date and other lines, and the first date's snapshot before it."""
+    other = "2030-06-30"  # later than the golden date: the newest snapshot
     first_snapshot = ch_rows(ch, RUN_DATE)
     assert run_job(tags={RUN_DATE_TAG: other}, rows=500, seed=2).success
-    yield other, first_snapshot
-    assert run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=ROWS, seed=11, dirty_fraction=0.05).success
+    return other, first_snapshot
 
 
 def test_another_date_adds_its_own_snapshot_and_other_dates_stay_row_for_row(another_date, ch, pg):

@@ -15,8 +15,7 @@ import pytest
 
 from sales_assets.contract import PG_TABLES
 from sales_assets.prerequisites import MIN_JAVA, java_version, require_java
-from sales_assets_tests.conftest import TEST_ENV
-from sales_assets_tests.test_pipeline import table_digest
+from sales_assets_tests.helpers import TEST_ENV, table_digest
 
 PROJECT = Path(__file__).resolve().parent.parent
 OLD_PYTHON = Path("/root/.pyenv/versions/3.10.13/bin/python3")  # this machine class has one
@@ -59,10 +58,9 @@ def _run(env: dict, *extra_env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def suite_tables(pg, run_job):
-    """The suite's tables, after a run of its own: a run that stops at a prerequisite must leave
-    them as they were."""
-    assert run_job(rows=400, seed=1).success
+def suite_tables(pg, golden_state):
+    """The suite's tables (the golden state): a run that stops at a prerequisite must leave them as
+    they were."""
     return lambda: {t: table_digest(pg, f"sales.{t}") for t in PG_TABLES}
 
 
@@ -80,7 +78,7 @@ def _one_clear_line(done: subprocess.CompletedProcess, line: str) -> None:
     assert line in done.stdout, output[-3000:]
 
 
-@pytest.mark.integration
+@pytest.mark.system
 @pytest.mark.parametrize("java", ["missing", "too old"])
 def test_no_usable_java_fails_before_any_step_with_one_line(run_env, suite_tables, tmp_path, java):
     before = suite_tables()
@@ -96,7 +94,7 @@ def test_no_usable_java_fails_before_any_step_with_one_line(run_env, suite_table
     assert suite_tables() == before
 
 
-@pytest.mark.integration
+@pytest.mark.system
 @pytest.mark.parametrize("data_dir", ["/proc/salesdata", "/etc/hostname/salesdata"])
 def test_a_data_dir_that_cannot_be_created_is_one_line(data_dir):
     done = subprocess.run(
@@ -113,7 +111,7 @@ def test_a_data_dir_that_cannot_be_created_is_one_line(data_dir):
     assert line.endswith("point SALES_DATA_DIR at a directory you can write")
 
 
-@pytest.mark.integration
+@pytest.mark.system
 @pytest.mark.skipif(os.geteuid() != 0, reason="the embedded PostgreSQL runs as its own user only when run as root")
 def test_as_root_a_parent_the_postgres_user_cannot_enter_is_one_line():
     private = Path(tempfile.mkdtemp(prefix="sales_private_"))  # mode 0700, as mkdtemp makes it
@@ -140,7 +138,7 @@ def test_as_root_a_parent_the_postgres_user_cannot_enter_is_one_line():
         shutil.rmtree(private, ignore_errors=True)
 
 
-@pytest.mark.integration
+@pytest.mark.system
 def test_too_little_disk_for_the_rows_fails_before_writing_never_retried(run_env, suite_tables, spark_resource):
     before = suite_tables()
     done = _run(run_env, {"SALES_ROWS": str(10**13)})  # about 8,000 TiB: no disk here has that
@@ -181,6 +179,7 @@ def _make(checkout: Path, target: str, **env) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("target", ["run", "test"])
 def test_make_without_java_stops_before_the_venv_with_one_line(checkout, target):
     done = _make(checkout, target, JAVA_HOME="/nonexistent")
@@ -191,6 +190,7 @@ def test_make_without_java_stops_before_the_venv_with_one_line(checkout, target)
     assert not (checkout / ".venv").exists()
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("target", ["run", "test"])
 def test_make_without_python_311_stops_before_the_venv_with_one_line(checkout, target):
     done = _make(checkout, target, PYTHON="/nonexistent/python3")

@@ -17,8 +17,7 @@ from dagster import DagsterEventType
 
 from sales_assets.contract import RAW_COLUMNS
 from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets_tests.conftest import query
-from sales_assets_tests.test_bad_input import failure_messages
+from sales_assets_tests.helpers import failure_messages, query
 
 pytestmark = pytest.mark.integration
 TAGS = {RUN_DATE_TAG: "2026-12-01"}

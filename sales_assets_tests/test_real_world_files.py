@@ -15,10 +15,7 @@ import pytest
 
 from sales_assets.contract import RAW_COLUMNS, canonical_case, normalized_space
 from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets_tests.conftest import query
-from sales_assets_tests.test_bad_input import failure_messages
-from sales_assets_tests.test_pipeline import ch_rows, materializations
-from sales_assets_tests.transforms.test_ingest_properties import csv_bytes
+from sales_assets_tests.helpers import ch_rows, csv_bytes, failure_messages, materializations, query
 
 pytestmark = pytest.mark.integration
 RUN_DATE = "2026-12-01"
@@ -275,8 +272,9 @@ def test_parquet_instants_keep_their_offset(run_job, pg, tmp_path):
         ),
     ],
 )
-def test_unreadable_files_fail_naming_the_file_and_what_was_found(run_job, pg, tmp_path, name, content, expected):
-    assert run_job(tags=TAGS, rows=200, seed=3).success
+def test_unreadable_files_fail_naming_the_file_and_what_was_found(
+    golden_state, run_job, pg, tmp_path, name, content, expected
+):
     before = query(pg, "select count(*), sum(amount) from sales.cleaned_sales")
     path = tmp_path / name
     path.write_bytes(content)

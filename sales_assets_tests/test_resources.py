@@ -9,15 +9,15 @@ import psycopg
 import pytest
 
 from sales_assets.definitions import build_definitions
-from sales_assets.dev import jvm_archive
-from sales_assets.dev.spark_connect import EmbeddedSparkConnect
+from sales_assets.embedded import jvm_archive
+from sales_assets.embedded.spark_connect import EmbeddedSparkConnect
 from sales_assets.resources.clickhouse import ClickHouseResource
 from sales_assets.resources.postgres import PostgresConnectionError, PostgresResource
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import DRIVER_JAVA_OPTIONS, server_settings, spark_config
 from sales_assets.settings import Settings
 from sales_assets.urls import BadUrlError, check_url, location, redact
-from sales_assets_tests.conftest import TEST_ENV
+from sales_assets_tests.helpers import TEST_ENV
 
 NO_LOCK = RunLockResource(postgres=PostgresResource())  # taken only when a run sets it up
 
@@ -80,6 +80,7 @@ def test_clickhouse_dsn_defaults_to_the_in_process_engine(tmp_path):
         _ = ClickHouseResource(url="ftp://h/db", run_lock=NO_LOCK).dsn
 
 
+@pytest.mark.system
 def test_make_env_prints_effective_urls(settings, pg, spark_resource):
     env = {**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
@@ -94,6 +95,7 @@ def test_make_env_prints_effective_urls(settings, pg, spark_resource):
     ]
 
 
+@pytest.mark.system
 def test_make_env_output_survives_eval_with_query_strings(settings):
     pg_url = "postgresql://u:p@db.example:5432/sales?sslmode=require&application_name=sales assets"
     ch_url = "https://u:p@ch.example:8443/sales?verify=false&compress=true"
@@ -150,7 +152,7 @@ def test_arrow_batches_to_python_are_not_sized_row_by_row(spark):
     assert int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")) == 10_000
 
 
-@pytest.mark.integration
+@pytest.mark.system
 def test_a_spark_server_maps_the_class_archive(tmp_path):
     """The archive `make` builds on install (built here when missing) really serves the Spark
     Connect server: with -Xshare:on a JVM refuses to start, rather than fall back, if it cannot

@@ -8,6 +8,7 @@ import pytest
 from dagster import ReexecutionOptions, execute_job, reconstructable
 
 from sales_assets.resources.run_date import ROOT_RUN_TAG, RUN_DATE_TAG, run_date_for
+from sales_assets_tests.helpers import GOLDEN_DATE
 
 
 class StoredRuns:
@@ -57,7 +58,7 @@ def _sales_job():
 
     from sales_assets.definitions import build_definitions
     from sales_assets.settings import Settings
-    from sales_assets_tests.conftest import TEST_ENV
+    from sales_assets_tests.helpers import TEST_ENV
 
     # the suite's settings: other Spark settings would restart the suite's Spark server under it
     settings = Settings.from_env({**TEST_ENV, "SALES_DATA_DIR": os.environ["SALES_TEST_DATA_DIR"]})
@@ -65,16 +66,15 @@ def _sales_job():
 
 
 @pytest.mark.integration
-def test_a_real_reexecution_keeps_the_import_date(run_job, instance, settings, monkeypatch, ch):
-    first = run_job(tags={RUN_DATE_TAG: "2026-02-14"}, rows=400, seed=4)
-    assert first.success
+def test_a_real_reexecution_keeps_the_import_date(golden_state, instance, settings, monkeypatch, ch):
+    first = golden_state.result
     monkeypatch.setenv("SALES_TEST_DATA_DIR", str(settings.data_dir))
     options = ReexecutionOptions(parent_run_id=first.run_id, step_selection=["clickhouse_sales_aggregates"])
     with execute_job(reconstructable(_sales_job), instance=instance, reexecution_options=options) as again:
         assert again.success
         assert instance.get_run_by_id(again.run_id).root_run_id == first.run_id
         mats = [e.materialization for e in again.get_asset_materialization_events()]
-        assert [m.metadata["import_date"].value for m in mats] == ["2026-02-14"]
+        assert [m.metadata["import_date"].value for m in mats] == [GOLDEN_DATE]
 
 
 @pytest.mark.integration

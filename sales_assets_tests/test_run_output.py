@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from sales_assets.checks import CHECK_NAMES
-from sales_assets_tests.conftest import TEST_ENV, query
+from sales_assets_tests.helpers import TEST_ENV, query
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.system
 PROJECT = Path(__file__).resolve().parent.parent
 STEP = re.compile(r"^  ([✓✗↻]) (\S+(?: \S+)?) +(\d+\.\d) s   (.*)$")
 EVENT_STREAM = re.compile(r"- dagster - (DEBUG|INFO) - |STEP_START|RESOURCE_INIT_STARTED")

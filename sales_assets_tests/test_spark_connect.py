@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from dagster import asset, materialize
 
+from sales_assets import connections
 from sales_assets.definitions import build_definitions
-from sales_assets.definitions import spark_resource as spark_resource_for
-from sales_assets.dev.spark_connect import EmbeddedSparkConnect
+from sales_assets.embedded.spark_connect import EmbeddedSparkConnect
 from sales_assets.resources.spark import SparkConnectUnavailable, SparkResource, server_settings
 from sales_assets.settings import Settings
-from sales_assets_tests.conftest import TEST_ENV
+from sales_assets_tests.helpers import TEST_ENV, cached_rdds, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +31,6 @@ SMALL_SERVER = {"spark.master": "local[1]", "spark.driver.memory": "512m", "spar
 
 def _settings(data_dir: Path, **env) -> Settings:
     return Settings.from_env({**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(data_dir), **env})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _remote_session(url: str):
@@ -57,13 +51,12 @@ def test_a_client_without_the_token_or_with_a_wrong_one_is_refused(spark_resourc
         session.client.close()
 
 
-def test_the_token_is_owner_only_and_never_in_logs_metadata_or_the_command_line(spark_resource, run_job, instance):
+def test_the_token_is_owner_only_and_never_in_logs_metadata_or_the_command_line(spark_resource, golden, instance):
     server = spark_resource.embedded.running()
     token = spark_resource.embedded.token_file.read_text().strip()
     assert len(token) >= 24
     assert spark_resource.embedded.token_file.stat().st_mode & 0o777 == 0o600
-    result = run_job(rows=500, seed=3)
-    assert result.success
+    result = golden.result  # a whole run through the server
     records = instance.all_logs(result.run_id)
     assert records and not [r for r in records if token in str(r)]
     assert token not in str(instance.get_run_by_id(result.run_id).run_config)
@@ -73,10 +66,11 @@ def test_the_token_is_owner_only_and_never_in_logs_metadata_or_the_command_line(
             assert token not in path.read_text(errors="replace"), path
 
 
+@pytest.mark.system
 def test_two_processes_starting_the_server_at_once_get_one_server(tmp_path):
     script = textwrap.dedent(
         f"""
-        from sales_assets.dev.spark_connect import EmbeddedSparkConnect
+        from sales_assets.embedded.spark_connect import EmbeddedSparkConnect
         server = EmbeddedSparkConnect({str(tmp_path)!r}, {SMALL_SERVER!r})
         server.url()
         state = server.running()
@@ -95,6 +89,7 @@ def test_two_processes_starting_the_server_at_once_get_one_server(tmp_path):
         EmbeddedSparkConnect(tmp_path, SMALL_SERVER).stop()
 
 
+@pytest.mark.system
 def test_a_server_of_another_data_directory_on_the_recorded_port_is_not_used(spark_resource, tmp_path):
     theirs = spark_resource.embedded.running()
     mine = EmbeddedSparkConnect(tmp_path, SMALL_SERVER)
@@ -110,14 +105,15 @@ def test_a_server_of_another_data_directory_on_the_recorded_port_is_not_used(spa
     assert spark_resource.embedded.running() == theirs  # theirs untouched
 
 
+@pytest.mark.system
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a listener as another user")
 def test_a_server_of_another_user_on_the_recorded_port_is_not_used(tmp_path):
     import pwd
 
-    from sales_assets.dev.embedded_postgres import SYSTEM_USER
+    from sales_assets.embedded.postgres import SYSTEM_USER
 
     pwd.getpwnam(SYSTEM_USER)  # created by the embedded PostgreSQL when the suite runs as root
-    port = _free_port()
+    port = free_port()
     listener = subprocess.Popen(
         [
             "/usr/bin/python3",  # the other user may not enter this venv
@@ -143,6 +139,7 @@ def test_a_server_of_another_user_on_the_recorded_port_is_not_used(tmp_path):
         listener.kill()
 
 
+@pytest.mark.system
 def test_a_code_change_reaches_the_next_run(tmp_path):
     """Python workers outlive a run and keep what they imported: a changed package restarts the
     server, so the next session runs the new code. Shown with a package of the test's own (the
@@ -209,7 +206,7 @@ def silent_endpoint():
 
 @pytest.mark.parametrize("endpoint", ["closed", "silent"])
 def test_an_endpoint_that_does_not_answer_fails_the_run_at_start(endpoint, silent_endpoint, data_dir, instance):
-    port = silent_endpoint if endpoint == "silent" else _free_port()
+    port = silent_endpoint if endpoint == "silent" else free_port()
     remote = f"sc://localhost:{port}/;token=do-not-show-me"
     settings = _settings(data_dir, SALES_SPARK_REMOTE=remote)
     os.environ["SALES_SPARK_REMOTE"] = remote  # Definitions name it as an EnvVar
@@ -242,11 +239,9 @@ def online_sessions(server) -> int:
 
 
 def test_a_failed_run_leaves_nothing_cached_and_releases_its_session(settings, spark_resource, instance):
-    from sales_assets_tests.test_pipeline import cached_rdds
-
     before = cached_rdds(spark_resource)
     sessions_before = online_sessions(spark_resource.embedded.running())
-    run_resource = spark_resource_for(settings)  # a run's own: released at the end of the run
+    run_resource = connections.spark(settings)  # a run's own: released at the end of the run
     sessions = []
 
     @asset
@@ -269,14 +264,14 @@ def test_a_failed_run_leaves_nothing_cached_and_releases_its_session(settings, s
 def test_endpoint_location_hides_the_token():
     remote = "sc://spark.example:15002/;token=s3cret;user_id=etl"
     assert SparkResource(spark_config={}, remote=remote).location == "spark.example:15002"
-    port = _free_port()
+    port = free_port()
     with pytest.raises(SparkConnectUnavailable, match=f"localhost:{port}") as err:
         SparkResource(spark_config={}, remote=f"sc://localhost:{port}/;token=s3cret")._init_session()
     assert "s3cret" not in str(err.value)
 
 
 def test_static_settings_go_to_the_server_and_sql_settings_to_the_session(settings):
-    resource = spark_resource_for(settings, in_definitions=False)
+    resource = connections.spark(settings)
     static = server_settings(resource.spark_config)
     assert static["spark.master"] == "local[2]" and "spark.driver.extraJavaOptions" in static
     assert not [k for k in static if k.startswith("spark.sql.")]
@@ -284,11 +279,12 @@ def test_static_settings_go_to_the_server_and_sql_settings_to_the_session(settin
     assert session["spark.sql.shuffle.partitions"] == "2"
 
 
+@pytest.mark.system
 def test_the_graph_runs_against_a_spark_connect_service_named_by_sales_spark_remote(data_dir, instance, pg):
     """The compose `spark` service's entry point (`python -m sales_assets spark-connect-server`),
     started here on a loopback port with a token, is an endpoint like any other: the graph runs
     against it through SALES_SPARK_REMOTE alone."""
-    port, token = _free_port(), "service-token-for-this-test"
+    port, token = free_port(), "service-token-for-this-test"
     service_dir = data_dir / "service"
     env = {**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(service_dir), "SPARK_CONNECT_AUTHENTICATE_TOKEN": token}
     log = data_dir / "spark-service.log"
@@ -335,7 +331,7 @@ def test_the_graph_runs_against_a_spark_connect_service_named_by_sales_spark_rem
 def test_a_run_opens_one_spark_session_for_all_its_steps(settings, instance):
     """The assets, the checks and the I/O managers share the run's one Spark Connect session, and
     the run releases it: no session is left open on the long-lived server."""
-    server = spark_resource_for(settings, in_definitions=False).embedded.running()
+    server = connections.spark(settings).embedded.running()
     before = online_sessions(server)
     defs = build_definitions(settings)  # the resources as `make run` gets them, not the suite's shared one
     result = defs.resolve_job_def("sales_job").execute_in_process(

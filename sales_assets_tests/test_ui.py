@@ -22,8 +22,7 @@ from dagster._daemon.freshness import FreshnessDaemon
 
 from sales_assets.checks import AGGREGATES_RECONCILE
 from sales_assets.resources.run_date import RUN_DATE_TAG
-from sales_assets_tests.conftest import run_config
-from sales_assets_tests.test_unattended import code_location
+from sales_assets_tests.helpers import code_location, run_config
 
 pytestmark = pytest.mark.ui
 

@@ -7,19 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from dagster import AssetSelection, DagsterInstance, build_sensor_context, instance_for_test, materialize
-from dagster._core.remote_origin import InProcessCodeLocationOrigin
-from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._core.test_utils import freeze_time
 from dagster._daemon.freshness import FreshnessDaemon
 from dagster_graphql.test.utils import execute_dagster_graphql
 
@@ -29,7 +23,7 @@ from sales_assets.definitions import DUE_DAILY, build_definitions
 from sales_assets.jobs import MAX_RUNTIME_TAG, SALES_JOB, freshness_deadline
 from sales_assets.resources.run_date import RUN_DATE_TAG
 from sales_assets.settings import Settings
-from sales_assets_tests.conftest import TEST_ENV, query, run_config
+from sales_assets_tests.helpers import GOLDEN_DATE, TEST_ENV, Webhook, code_location, query, run_config
 
 PROJECT = Path(__file__).resolve().parent.parent
 ASSETS = {"raw_sales", "cleaned_sales", "rejected_sales", "sales_aggregates", "clickhouse_sales_aggregates"}
@@ -59,6 +53,7 @@ def test_the_job_has_a_max_runtime_from_the_settings():
     assert build_definitions(Settings.from_env({})).resolve_job_def(SALES_JOB).tags[MAX_RUNTIME_TAG] == "3600"
 
 
+@pytest.mark.system
 def test_dg_check_defs_loads_the_project_and_fails_on_a_broken_one():
     dg = str(Path(os.sys.executable).with_name("dg"))
     env = {**os.environ, **TEST_ENV}
@@ -118,21 +113,6 @@ def _freshness(workspace, asset: str, at: datetime) -> str:
     return info and info["freshnessStatus"]
 
 
-@contextmanager
-def code_location(instance: DagsterInstance, settings: Settings):
-    """The code location as the daemon and the UI load it (its module, the suite's settings), in
-    this process: for the freshness daemon's evaluation and the GraphQL API."""
-    origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(module_name="sales_assets.definitions", attribute="defs", working_directory=str(PROJECT)),
-        location_name="sales_assets",
-    )
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {**TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir)}.items():
-            env.setenv(name, value)
-        with create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as workspace:
-            yield workspace
-
-
 @pytest.mark.integration
 def test_fresh_after_a_run_and_stale_once_a_deadline_passes_without_one(settings, spark_resource, pg):
     with instance_for_test() as instance:
@@ -160,35 +140,6 @@ def test_fresh_after_a_run_and_stale_once_a_deadline_passes_without_one(settings
 
 
 # --- failure alerts -----------------------------------------------------------------------------
-
-
-class Webhook:
-    """A real HTTP server on loopback that records what is posted to it, answering after `delay_s`."""
-
-    def __init__(self, delay_s: float = 0.0):
-        self.posts: list[dict] = []
-        self.delay_s = delay_s
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(hook.delay_s)
-                hook.posts.append({"path": self.path, "type": self.headers["Content-Type"], **json.loads(body)})
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secret-part"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -277,10 +228,9 @@ def test_without_a_webhook_the_alert_is_logged(defs, settings, tmp_path, capfd):
 
 
 @pytest.mark.integration
-def test_a_blocking_check_that_stopped_the_graph_is_named_in_the_alert(run_job, defs, pg):
+def test_a_blocking_check_that_stopped_the_graph_is_named_in_the_alert(golden_state, defs, pg):
     from sales_assets.alerts import alert_payload
 
-    assert run_job(tags={RUN_DATE_TAG: "2026-09-20"}, rows=600, seed=8).success
     with pg.connect() as conn:
         conn.execute("update sales.cleaned_sales set amount = amount * 2")  # every row now invalid
     with instance_for_test() as instance:
@@ -289,7 +239,7 @@ def test_a_blocking_check_that_stopped_the_graph_is_named_in_the_alert(run_job, 
             selection=AssetSelection.assets("sales_aggregates") | AssetSelection.checks(C.cleaned_rows_valid),
             resources=defs.resources,
             instance=instance,
-            tags={RUN_DATE_TAG: "2026-09-20"},
+            tags={RUN_DATE_TAG: GOLDEN_DATE},
             raise_on_error=False,
         )
         assert not result.success

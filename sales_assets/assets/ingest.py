@@ -10,7 +10,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 
 from sales_assets.io_managers.parquet import SOURCE_PATH
-from sales_assets.policies import TRANSIENT_RETRIES, bad_data_fails_at_once, lost_spark_server_fails_at_once
+from sales_assets.policies import bad_data_fails_at_once, lost_spark_server_fails_at_once, transient_retries
 from sales_assets.prerequisites import PrerequisiteError, require_free_disk
 from sales_assets.resources.run_date import RunDateResource
 from sales_assets.resources.spark import SparkResource
@@ -51,7 +51,7 @@ def build_raw_sales(settings: Settings) -> AssetsDefinition:
         kinds={"spark", "parquet"},
         group_name=INGEST_GROUP,
         metadata={"parquet_options": {f"parquet.enable.dictionary#{c}": "false" for c in PLAIN_RAW_COLUMNS}},
-        retry_policy=TRANSIENT_RETRIES,
+        retry_policy=transient_retries(settings.retry_delay_s),
         description="Raw sales lines, all columns as text: generated (seeded, Spark-native) or read "
         "from `source_path`. Stored as Parquet.",
     )

@@ -38,7 +38,9 @@ class ClickHouseIOManager(ConfigurableIOManager):
     loads the newest date's snapshot as Arrow."""
 
     clickhouse: ResourceDependency[ClickHouseResource]
-    run_lock: ResourceDependency[RunLockResource]  # held for the whole run: see resources/run_lock.py
+    # never called: requiring it makes every run that stores or reads through this hold the run lock
+    # from its start to its end (Dagster sets it up before the first step; resources/run_lock.py)
+    run_lock: ResourceDependency[RunLockResource]
 
     def handle_output(self, context: OutputContext, obj: Snapshot) -> None:
         started = time.perf_counter()

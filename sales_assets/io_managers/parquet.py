@@ -23,7 +23,9 @@ class SparkParquetIOManager(ConfigurableIOManager):
 
     base_path: str
     spark: ResourceDependency[SparkResource]
-    run_lock: ResourceDependency[RunLockResource]  # held for the whole run: see resources/run_lock.py
+    # never called: requiring it makes every run that stores or reads through this hold the run lock
+    # from its start to its end (Dagster sets it up before the first step; resources/run_lock.py)
+    run_lock: ResourceDependency[RunLockResource]
 
     def _path(self, asset_key) -> str:
         return f"{self.base_path.rstrip('/')}/{'/'.join(asset_key.path)}"

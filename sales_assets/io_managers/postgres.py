@@ -1,7 +1,6 @@
 """Stores Spark DataFrames as PostgreSQL tables and loads them back as Spark or Arrow."""
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import pyarrow as pa
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
@@ -14,20 +13,6 @@ from sales_assets.resources.postgres import PostgresResource
 from sales_assets.resources.run_lock import RunLockResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.transforms.parallelism import default_parallelism
-
-
-@dataclass
-class RoutedTables:
-    """One frame for several tables, returned for each output of a multi-asset: a struct column
-    per table, set on the rows that go to it (see `pg_transfer.replace_tables`). The first output
-    stored writes every table in one pass and one transaction; each output then reports its table.
-    `tally` columns are counted during the write, and `metadata(table, load)` words the counts."""
-
-    frame: DataFrame
-    tables: Sequence[PgTable]
-    tally: Sequence[str] = ()
-    metadata: Callable[[str, LoadStats], dict] = lambda table, load: {}
-    load: LoadStats | None = field(default=None, init=False)
 
 
 def table_metadata(table: PgTable, load: LoadStats, location: str) -> dict:
@@ -46,6 +31,16 @@ def table_metadata(table: PgTable, load: LoadStats, location: str) -> dict:
     }
 
 
+def write_tables(
+    frame: DataFrame, tables: Sequence[PgTable], postgres: PostgresResource, spark: SparkResource, tally=()
+) -> LoadStats:
+    """Replaces `tables` from one frame with a struct column per table, in one pass and one
+    transaction (`pg_transfer.replace_tables`; `tally` columns are counted on the way). Rows
+    PostgreSQL refuses fail the step at once; a Spark server lost mid-write says so."""
+    with bad_data_fails_at_once(RefusedByPostgres), lost_spark_server_fails_at_once(spark):
+        return replace_tables(frame, postgres.dsn, tables, tally)
+
+
 def table_for(asset_key) -> PgTable:
     name = asset_key.path[-1]
     if name not in PG_TABLES:
@@ -55,27 +50,22 @@ def table_for(asset_key) -> PgTable:
 
 class PostgresIOManager(ConfigurableIOManager):
     """Asset `x` <-> table `sales.x` (see `sales_assets.contract`). Each write replaces the table
-    atomically; a `RoutedTables` output replaces all its tables together. Inputs load as a Spark
+    atomically (several tables written together: `write_tables`). Inputs load as a Spark
     DataFrame (parallel range reads) or, when the input is annotated `pyarrow.Table`, as Arrow
     without Spark; `AssetIn(metadata={"columns": [...]})` selects columns."""
 
     postgres: ResourceDependency[PostgresResource]
     spark: ResourceDependency[SparkResource]
-    run_lock: ResourceDependency[RunLockResource]  # held for the whole run: see resources/run_lock.py
+    # never called: requiring it makes every run that stores or reads through this hold the run lock
+    # from its start to its end (Dagster sets it up before the first step; resources/run_lock.py)
+    run_lock: ResourceDependency[RunLockResource]
     read_partitions: int = 0  # 0 = Spark's default parallelism: one range scan per core
 
-    def handle_output(self, context: OutputContext, obj: DataFrame | RoutedTables) -> None:
+    def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         table = table_for(context.asset_key)
         with bad_data_fails_at_once(RefusedByPostgres), lost_spark_server_fails_at_once(self.spark):
-            if isinstance(obj, RoutedTables):
-                if table.name not in {t.name for t in obj.tables}:
-                    raise ValueError(f"{table.qualified} is not one of the routed tables")
-                if obj.load is None:
-                    obj.load = replace_tables(obj.frame, self.postgres.dsn, obj.tables, obj.tally)
-                stats, extra = obj.load, obj.metadata(table.name, obj.load)
-            else:
-                stats, extra = replace_table(obj, self.postgres.dsn, table), {}
-        context.add_output_metadata({**table_metadata(table, stats, self.postgres.location), **extra})
+            stats = replace_table(obj, self.postgres.dsn, table)
+        context.add_output_metadata(table_metadata(table, stats, self.postgres.location))
 
     def load_input(self, context: InputContext) -> DataFrame | pa.Table:
         table = table_for(context.asset_key)

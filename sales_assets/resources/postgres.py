@@ -9,7 +9,7 @@ import psycopg
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from sales_assets.dev.embedded_postgres import EmbeddedPostgres
+from sales_assets.embedded.postgres import EmbeddedPostgres
 from sales_assets.urls import check_url, location, redact
 
 

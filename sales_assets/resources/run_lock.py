@@ -7,7 +7,8 @@ it until it ends; a second run waits for it (queues) and fails with a clear mess
 `wait_timeout_s`. The lock lives in the database connection: if the process dies, PostgreSQL
 releases it, so a crash never leaves a stale lock behind.
 
-Who requires it: the I/O managers (every write) and the ClickHouse resource. The definitions build
+Who requires it, only so that it is set up (none calls it): the I/O managers, the ClickHouse
+resource and `clean_sales` (which writes its two tables itself). The definitions build
 it with `configure_at_launch()`, so that all of them share the one top-level lock: Dagster sets up a
 fully configured resource nested in another anew, inside it, and a second lock would wait forever
 for the first.
@@ -27,8 +28,8 @@ APPLICATION_NAME = "sales_assets run lock"
 
 
 class RunLockResource(ConfigurableResource):
-    """Held from the start to the end of a run that writes anything: the I/O managers require it
-    (every table a run writes goes through one), and a run (in-process executor) initializes its
+    """Held from the start to the end of a run that writes anything: whatever writes requires it
+    (the I/O managers, `clean_sales`), and a run (in-process executor) initializes its
     resources once, before its first step, and tears them down after its last."""
 
     postgres: ResourceDependency[PostgresResource]

@@ -17,8 +17,8 @@ from pydantic import PrivateAttr
 from pyspark.sql import SparkSession
 from pyspark.sql.connect.client.retries import DefaultPolicy
 
-from sales_assets.dev import jvm_archive
-from sales_assets.dev.spark_connect import EmbeddedSparkConnect, ServerState
+from sales_assets.embedded import jvm_archive
+from sales_assets.embedded.spark_connect import EmbeddedSparkConnect, ServerState
 
 # A cold server is CPU-bound on 2 cores, and a third of that CPU went to the JIT compiler. Kept after
 # alternating whole-job runs (figures in docs/performance.md): the parallel collector instead of G1
@@ -26,11 +26,6 @@ from sales_assets.dev.spark_connect import EmbeddedSparkConnect, ServerState
 # work, the tasks no slower); a metaspace threshold above what a run loads (no full collections).
 DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:FreqInlineSize=100 -XX:InlineSmallCode=1000 -XX:MetaspaceSize=512m"
 DEFAULT_CONNECT_PORT = 15002
-
-
-# Sessions of resources with `stop_on_teardown=False`, by endpoint: Dagster hands each run a copy
-# of a resource, so the session cannot live on the instance alone.
-_SHARED_SESSIONS: dict[str, SparkSession] = {}
 
 
 class SparkConnectUnavailable(RuntimeError):
@@ -98,12 +93,10 @@ class SparkResource(LazyPySparkResource):
     """Every run gets its own Spark Connect session, released when the run ends (pass or fail):
     its temp views and settings go with it. `remote` (`sc://host:port`) names an endpoint; unset,
     the embedded server under `embedded_dir` is used, started with `spark_config`'s static
-    settings. With `stop_on_teardown=False` every run in the process shares one session (the
-    tests do)."""
+    settings."""
 
     remote: Optional[str] = None
     embedded_dir: str = ".data/spark-connect"
-    stop_on_teardown: bool = True
     connect_timeout_s: int = 20  # a run that cannot reach Spark fails within this
 
     _server: Optional[ServerState] = PrivateAttr(default=None)
@@ -162,13 +155,7 @@ class SparkResource(LazyPySparkResource):
 
     def _connect(self, url: str) -> SparkSession:
         started = time.monotonic()
-        if not self.stop_on_teardown:  # one session for every run of this process (the tests)
-            shared = _SHARED_SESSIONS.get(url)
-            if shared is not None and not shared.is_stopped:
-                return shared
         session = SparkSession.builder.remote(url).create()
-        if not self.stop_on_teardown:
-            _SHARED_SESSIONS[url] = session
         if not self.remote:
             # the embedded server is on this machine: if it dies mid-run, say so within seconds
             # instead of retrying for the ten minutes a remote cluster is granted
@@ -203,9 +190,11 @@ class SparkResource(LazyPySparkResource):
                 session.catalog.clearCache()
             except Exception as exc:  # noqa: BLE001 - a dead server has nothing cached
                 context.log.warning(f"could not clear the Spark cache at {self.location}: {exc}")
-        if self.stop_on_teardown:
-            # pyspark releases finished results in the background; the ones still queued when the
-            # session closes fail with SESSION_CLOSED and log a harmless warning: not for the user
-            logging.getLogger("pyspark.sql.connect.logging").setLevel(logging.ERROR)
-            session.stop()  # releases the server-side session: its temp views and settings
-            self._spark_session = None
+        self._release(session)
+
+    def _release(self, session: SparkSession) -> None:
+        # pyspark releases finished results in the background; the ones still queued when the
+        # session closes fail with SESSION_CLOSED and log a harmless warning: not for the user
+        logging.getLogger("pyspark.sql.connect.logging").setLevel(logging.ERROR)
+        session.stop()  # releases the server-side session: its temp views and settings
+        self._spark_session = None

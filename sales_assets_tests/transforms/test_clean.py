@@ -13,7 +13,7 @@ from sales_assets.transforms.clean import (
     rejected_lines,
     routed_lines,
 )
-from sales_assets_tests.conftest import cleaning_counts
+from sales_assets_tests.helpers import cleaning_counts
 
 RUN_DATE = date(2026, 11, 29)
 

@@ -1,5 +1,6 @@
 """Property test over random raw frames: every line lands in exactly one table, every kept line
-satisfies the contract, and cleaning is deterministic (order and partitioning do not matter)."""
+satisfies the contract, and cleaning is deterministic (order and partitioning do not matter).
+A batch of 30 random frames is checked as one frame: one Spark job for all of them."""
 
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -45,8 +46,13 @@ SCHEMA = ", ".join(f"{c} string" for c in RAW_COLUMNS)
 REQUIRED_AT = (0, 1, 3, 5, 6, 7, 9)  # sale_id, order_id, product, region, quantity, unit_price, sale_ts
 
 
-@given(st.lists(line, min_size=1, max_size=40))
-def test_cleaning_properties(spark, lines):
+BATCH = 30
+frames = st.lists(st.lists(line, min_size=1, max_size=40), min_size=BATCH, max_size=BATCH)
+
+
+@given(frames)
+def test_cleaning_properties(spark, batch):
+    lines = [line for frame in batch for line in frame]  # the properties hold for any frame, their union too
     raw = spark.createDataFrame(lines, SCHEMA)
     classified = classify_sales(raw, RUN_DATE).cache()
     kept = cleaned_lines(classified).collect()

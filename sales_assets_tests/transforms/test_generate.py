@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS, canonical_case
 from sales_assets.transforms.clean import classify_sales, cleaned_lines
 from sales_assets.transforms.generate import build_pools, generate_raw_sales
-from sales_assets_tests.conftest import cleaning_counts
+from sales_assets_tests.helpers import cleaning_counts
 
 RUN_DATE = date(2026, 11, 29)
 REQUIRED = ("sale_id", "order_id", "product", "region", "quantity", "unit_price", "sale_ts")

@@ -33,7 +33,7 @@ def build(spark_config: dict[str, str], archive: Path | None = None) -> Path:
     classes a run loads are recorded."""
     from pyspark.sql import SparkSession
 
-    from sales_assets.dev.spark_connect import EmbeddedSparkConnect
+    from sales_assets.embedded.spark_connect import EmbeddedSparkConnect
 
     archive = archive or ARCHIVE
     archive.parent.mkdir(parents=True, exist_ok=True)

