@@ -278,7 +278,7 @@ CLICKHOUSE_AGGREGATES = ClickHouseTable(
 
 
 def _dagster_schema(columns) -> TableSchema:
-    # imported here: Spark's Python workers import this module, and Dagster costs them ~1 s each
+    # imported here: Spark's Python workers import this module and never need Dagster
     from dagster import TableColumn, TableColumnConstraints, TableSchema
 
     return TableSchema(

@@ -71,7 +71,7 @@ _SESSIONS: dict[str, SparkSession] = {}
 
 class SuiteSparkResource(SparkResource):
     """The suite's Spark: every run of the test session shares one Spark Connect session, as a new
-    session starts new Python workers on the server (about 1.5 s a run). A run still clears the
+    session starts new Python workers on the server. A run still clears the
     server's cache at its end, as every run does; its session is kept for the next run."""
 
     def _connect(self, url: str) -> SparkSession:

@@ -97,6 +97,27 @@ def test_default_settings_match_the_contract():
     assert str(s.data_dir).endswith(".data")
 
 
+def test_every_step_retries_transient_faults_after_the_delay_the_settings_give():
+    for env, delay in (({}, 2.0), ({"SALES_RETRY_DELAY_SECONDS": "0.25"}, 0.25)):
+        job = build_definitions(Settings.from_env(env)).resolve_job_def("sales_job")
+        steps = {"raw_sales", "clean_sales", "sales_aggregates", "clickhouse_sales_aggregates"}  # the checks: never
+        policies = {node.name: node.retry_policy for node in job.graph.node_defs if node.name in steps}
+        assert set(policies) == steps
+        assert {(p.max_retries, p.delay, p.backoff.value) for p in policies.values()} == {(2, delay, "EXPONENTIAL")}
+    with pytest.raises(ValueError, match="SALES_RETRY_DELAY_SECONDS must be a number of seconds"):
+        Settings.from_env({"SALES_RETRY_DELAY_SECONDS": "soon"})
+    with pytest.raises(ValueError, match="0 or more"):
+        Settings.from_env({"SALES_RETRY_DELAY_SECONDS": "-1"})
+
+
+def test_an_asset_without_a_tier_fails_when_the_definitions_are_built(monkeypatch):
+    from sales_assets import definitions
+
+    monkeypatch.delitem(definitions.TIERS, "rejected_sales")
+    with pytest.raises(ValueError, match="rejected_sales"):
+        build_definitions(Settings.from_env({}))
+
+
 def test_spark_settings_from_the_environment_go_over_the_defaults():
     default = connections.spark(Settings.from_env({})).spark_config
     assert default["spark.ui.enabled"] == "true"  # the server starts once: its UI costs no run anything

@@ -20,8 +20,8 @@ from pyspark.sql.connect.client.retries import DefaultPolicy
 from sales_assets.embedded import jvm_archive
 from sales_assets.embedded.spark_connect import EmbeddedSparkConnect, ServerState
 
-# A cold server is CPU-bound on 2 cores, and a third of that CPU went to the JIT compiler. Kept after
-# alternating whole-job runs (figures in docs/performance.md): the parallel collector instead of G1
+# A cold server is CPU-bound on 2 cores, much of it in the JIT compiler. Kept after alternating
+# whole-job runs (figures in docs/performance.md): the parallel collector instead of G1
 # (whose concurrent threads compete with the two task threads); smaller inlining limits (less C2
 # work, the tasks no slower); a metaspace threshold above what a run loads (no full collections).
 DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:FreqInlineSize=100 -XX:InlineSmallCode=1000 -XX:MetaspaceSize=512m"
@@ -43,19 +43,19 @@ def spark_config(master: str, **overrides: Any) -> dict[str, Any]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Spark 4 sizes every Arrow batch sent to Python row by row (ArrowWriter.sizeInBytes per row,
-        # which walks every child vector of a struct): a fifth of the JVM's CPU in our loads. At
+        # which walks every child vector of a struct): a large share of the JVM's CPU in our loads. At
         # Int.MaxValue the check is skipped and batches are bounded by maxRecordsPerBatch (10,000
         # rows, ~1 MB here) alone.
         "spark.sql.execution.arrow.maxBytesPerBatch": str(2**31 - 1),
-        # what is cached is small or short-lived (the aggregates; the bench's load frame): an
-        # uncompressed cache filled ~40% faster here
+        # what is cached is small or short-lived (the aggregates; the bench's load frame): not
+        # worth compressing (docs/performance.md)
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
         "spark.ui.showConsoleProgress": "false",
         # the server starts once, so its web UI costs nothing per run (its URL is in the run's logs)
         "spark.ui.enabled": "true",
         "spark.driver.memory": "2g",
     }
-    # the GC and JIT settings above, then the class archive (~3-5 s off every JVM start)
+    # the GC and JIT settings above, then the class archive (a faster JVM start)
     config["spark.driver.extraJavaOptions"] = f"{DRIVER_JAVA_OPTIONS} {jvm_archive.java_options()}".strip()
     if cores := _local_cores(master):
         config["spark.default.parallelism"] = str(cores)  # what runs read: no job to find it out

@@ -28,7 +28,7 @@ def aggregate_sales(cleaned: DataFrame, with_total: bool = False) -> DataFrame:
     count. Faster than count(DISTINCT order_id) over GROUPING SETS (which aggregates twice on
     (group, order)) and than expanding to three rows before the shuffle (docs/performance.md).
     """
-    # written as SQL expressions: as Column objects the plan took hundreds of Py4J round trips
+    # written as SQL expressions: as Column objects the plan costs a round trip per expression node
     no_key = "CAST(NULL AS STRING)"
     grains = (
         "array("

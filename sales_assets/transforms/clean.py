@@ -42,7 +42,7 @@ EARLIEST_SALE = "1900-01-01 00:00:00"
 FORMAT_CHARACTER = r"\p{Cf}"
 
 # The rules are written as SQL expressions, a few `selectExpr` steps: built from Column objects
-# they took thousands of Py4J round trips, over a second of a cold run, before the first task.
+# they cost a round trip to the server per expression node before the first task.
 
 
 # Parsing is two steps: `_helpers` reads each text once (a cast, a trim, a check) into a few
@@ -222,7 +222,7 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
     )
     # Whether a line breaks any rule is all the shuffle before the duplicate rule needs; which rule
     # it breaks is worked out after it, on the rejected lines only. (Computed before it, the rules'
-    # code made one generated Java method too big for the JIT to compile: 2x slower.) `valid` is
+    # code made one generated Java method too big for the JIT to compile: docs/performance.md.) `valid` is
     # exactly `reason IS NULL`: a blank optional field is not a fault, any other unparsed one is.
     optional = [c for c in PARSED_COLUMNS if c not in REQUIRED_COLUMNS]
     faults = (

@@ -84,7 +84,7 @@ def build_pools(seed: int) -> Pools:
 
 
 # The generator is written as SQL expressions, one `selectExpr` per step: built from Column
-# objects it took ~4,400 Py4J round trips (2-4 s of driver time) just to build the plan.
+# objects, building the plan alone costs a round trip per expression node (docs/performance.md).
 
 
 def _uniform(seed: int, key: str, salt: str) -> str:
@@ -218,8 +218,8 @@ def generate_raw_sales(
         f"date_format({sale_ts}, '{TIMESTAMP_FORMAT}') AS sale_ts",
     )
     clean = _add_noise(clean, seed)
-    # Dirt touches ~2% of lines: a separate branch keeps the common path's generated code small
-    # (one big CASE chain over every line made the whole stage ~5x slower).
+    # Dirt touches a few lines: a separate branch keeps the common path's generated code small
+    # (one big CASE chain over every line is too big for the JIT: docs/performance.md).
     dirty_lines = _add_dirt(clean.filter("dirty"), run_date)
     return clean.filter("NOT dirty").select(*RAW_COLUMNS).unionByName(dirty_lines)
 
