@@ -34,6 +34,7 @@ from sales_assets_tests.helpers import (
     cached_rdds,
     ch_rows,
     run_config,
+    stored_state,
     table_digest,
 )
 
@@ -223,3 +224,10 @@ def golden_state(golden, pg, settings, instance, data_dir) -> Golden:
         m = event.materialization
         instance.report_runless_asset_event(AssetMaterialization(asset_key=m.asset_key, metadata=m.metadata))
     return golden
+
+
+@pytest.fixture
+def snapshot_of_everything(golden_state, pg, ch, spark, settings):
+    """The golden state, and a function telling whether anything changed since."""
+    before = stored_state(pg, ch, spark, settings)
+    return lambda: stored_state(pg, ch, spark, settings) == before

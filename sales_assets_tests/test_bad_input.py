@@ -22,19 +22,11 @@ from sales_assets_tests.helpers import (
     materializations,
     query,
     run_config,
-    stored_state,
     write_csv,
 )
 
 pytestmark = pytest.mark.integration
 RUN_DATE = GOLDEN_DATE
-
-
-@pytest.fixture
-def snapshot_of_everything(golden_state, pg, ch, spark, settings):
-    """The golden state, and a function telling whether anything changed since."""
-    before = stored_state(pg, ch, spark, settings)
-    return lambda: stored_state(pg, ch, spark, settings) == before
 
 
 def failed_in_raw_sales(result) -> str:

@@ -227,7 +227,9 @@ def test_a_glob_reads_every_matching_file(run_job, pg, tmp_path):
     assert raw_count_check(result).metadata["expected_rows"].value == 3
 
 
-def test_a_deterministic_error_in_a_folder_fails_once_naming_the_file_and_the_cause(run_job, pg, tmp_path):
+def test_a_deterministic_error_in_a_folder_fails_once_naming_the_file_and_the_cause(
+    run_job, snapshot_of_everything, tmp_path
+):
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "a.csv").write_text(f"{HEADER}\n{line(1)}\n")
@@ -241,9 +243,10 @@ def test_a_deterministic_error_in_a_folder_fails_once_naming_the_file_and_the_ca
     )
     assert step_attempts(result, "raw_sales") == 1  # never retried
     assert "max_retries" not in message
+    assert snapshot_of_everything()  # no table touched
 
 
-def test_a_file_that_breaks_while_stored_fails_once_naming_the_file(run_job, pg, tmp_path):
+def test_a_file_that_breaks_while_stored_fails_once_naming_the_file(run_job, snapshot_of_everything, tmp_path):
     # the first file reads; the second has a sound footer and a damaged data page, found only when
     # the whole source is read (while raw_sales is stored)
     folder = tmp_path / "damaged"
@@ -263,6 +266,7 @@ def test_a_file_that_breaks_while_stored_fails_once_naming_the_file(run_job, pg,
     ), headline
     assert len(headline) < 300 and "Job aborted" not in headline and "\tat " not in headline
     assert step_attempts(result, "raw_sales") == 1
+    assert snapshot_of_everything()  # no table touched, the raw Parquet included
 
 
 def test_hive_folders_of_csv_any_case_null_marker_and_a_relative_path(run_job, pg, tmp_path, monkeypatch):
