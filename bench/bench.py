@@ -122,6 +122,10 @@ def run_ours(settings: Settings, rows: int, run_date: str, label: str, verbose: 
     return out
 
 
+def _placeholders(table) -> str:
+    return ", ".join(["%s"] * len(table.columns))
+
+
 def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, spark) -> dict:
     """A typical per-row pipeline, stage by stage, on the same raw lines."""
     import pandas as pd
@@ -165,7 +169,7 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
             raw = spark.createDataFrame(raw_pdf)
             raw.count()
         with timed(t, "clean_and_collect_to_driver"):
-            cleaned_rows = cleaned_lines(classify_sales(raw, run_date)).collect()
+            cleaned_rows = cleaned_lines(classify_sales(raw)).collect()
         pg = connections.postgres(settings)
         pg.start()
         with timed(t, "pg_load_executemany"), pg.connect(autocommit=False) as conn:
@@ -173,7 +177,7 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
             conn.execute(f"create table bench_baseline.cleaned_sales (like {CLEANED_SALES.qualified})")
             with conn.cursor() as cur:
                 cur.executemany(
-                    "insert into bench_baseline.cleaned_sales values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    f"insert into bench_baseline.cleaned_sales values ({_placeholders(CLEANED_SALES)})",
                     [tuple(r) for r in cleaned_rows],
                 )
             conn.commit()
@@ -187,8 +191,8 @@ def run_baseline(settings: Settings, rows: int, raw_uri: str, run_date: date, sp
             conn.execute(f"create table bench_baseline.sales_aggregates (like {SALES_AGGREGATES.qualified})")
             with conn.cursor() as cur:
                 cur.executemany(
-                    "insert into bench_baseline.sales_aggregates values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    [tuple(r) for r in aggregates],
+                    f"insert into bench_baseline.sales_aggregates values ({_placeholders(SALES_AGGREGATES)})",
+                    [(run_date, *r) for r in aggregates],  # as of the run's date, like ours
                 )
             conn.commit()
         with timed(t, "clickhouse_row_inserts"):

@@ -13,7 +13,7 @@ import argparse
 import glob
 import os
 import shutil
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import SparkSession
 
@@ -27,7 +27,10 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="a folder for sales.csv and sales.parquet/")
     args = parser.parse_args()
     spark = SparkSession.builder.master("local[*]").config("spark.driver.memory", "4g").getOrCreate()
-    raw = generate_raw_sales(spark, rows=args.rows, seed=args.seed, run_date=date.today(), days=365)
+    today = date.today()
+    raw = generate_raw_sales(
+        spark, rows=args.rows, seed=args.seed, first_date=today - timedelta(days=364), last_date=today
+    ).drop("import_date")  # a file carries the raw columns only
     parquet, csv_dir = os.path.join(args.out, "sales.parquet"), os.path.join(args.out, "csv.tmp")
     raw.write.mode("overwrite").parquet(parquet)
     stored = spark.read.parquet(parquet)

@@ -5,7 +5,7 @@ as well as a bad transform. The ones guarding data downstream are blocking: when
 aggregates and the ClickHouse load do not run, and the previous snapshot stays.
 """
 
-from datetime import date, timedelta
+from datetime import date
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -23,7 +23,6 @@ from sales_assets.contract import CLEANED_SALES, CLICKHOUSE_AGGREGATES, REJECTED
 from sales_assets.io_managers.parquet import parquet_row_count
 from sales_assets.resources.clickhouse import ClickHouseResource
 from sales_assets.resources.postgres import PostgresResource
-from sales_assets.resources.run_date import RunDateResource
 from sales_assets.resources.spark import SparkResource
 from sales_assets.transforms.ingest import count_source_records
 
@@ -98,25 +97,21 @@ def raw_equals_cleaned_plus_rejected(
     blocking=True,
     description="Re-checked in SQL on the stored table: no nulls in required columns, "
     "quantity > 0, price > 0, amount = quantity * unit_price to the cent, "
-    "no sale after the run's date, unique sale_id.",
+    "no sale on or after the day after its import date, unique sale_id.",
 )
-def cleaned_rows_valid(
-    context: AssetCheckExecutionContext, postgres: PostgresResource, run_date: RunDateResource
-) -> AssetCheckResult:
-    end_of_day = run_date.for_run(context) + timedelta(days=1)
+def cleaned_rows_valid(postgres: PostgresResource) -> AssetCheckResult:
     with postgres.connect(autocommit=False) as conn:
         conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True  # one snapshot, two queries
         row = conn.execute(
             f"""
-            select count(*) filter (where sale_id is null or order_id is null or product is null
+            select count(*) filter (where sale_id is null or order_id is null or product is null or import_date is null
                                     or region is null or quantity is null or unit_price is null
                                     or amount is null or sale_ts is null),
                    count(*) filter (where quantity <= 0),
                    count(*) filter (where unit_price <= 0),
                    count(*) filter (where abs(amount - quantity * unit_price) > 0.01),
-                   count(*) filter (where sale_ts >= %s)
-            from {CLEANED_SALES.qualified}""",
-            (end_of_day,),
+                   count(*) filter (where sale_ts >= import_date + 1)
+            from {CLEANED_SALES.qualified}"""
         ).fetchone()
         # apart: alone it reads the primary key's index in order; inside the scan above, it
         # sorted every sale_id

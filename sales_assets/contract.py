@@ -32,6 +32,10 @@ RAW_COLUMNS: tuple[str, ...] = (
     "sale_ts",
 )
 
+# The day a delivery of lines was imported: carried by every raw, cleaned and rejected line.
+IMPORT_DATE = "import_date"
+IMPORT_DATE_COL_DESCRIPTION = "the day the line's delivery was imported"
+
 # Columns a line cannot do without (rejected as `missing_field` when null or blank).
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "sale_id",
@@ -196,7 +200,8 @@ CLEANED_SALES = PgTable(
         Col("quantity", "integer", False, "> 0"),
         Col("unit_price", MONEY, False, "> 0"),
         Col("amount", MONEY, False, "quantity * unit_price (to the cent)"),
-        Col("sale_ts", "timestamp", False, "not after the run's date"),
+        Col("sale_ts", "timestamp", False, "before the day after its import date"),
+        Col(IMPORT_DATE, "date", False, IMPORT_DATE_COL_DESCRIPTION),
     ),
     primary_key=("sale_id",),
     description="Typed, valid, deduplicated sales lines.",
@@ -204,13 +209,18 @@ CLEANED_SALES = PgTable(
 
 REJECTED_SALES = PgTable(
     "rejected_sales",
-    tuple(Col(c, "text") for c in RAW_COLUMNS) + (Col("reason", "text", False, "the first rule broken"),),
+    tuple(Col(c, "text") for c in RAW_COLUMNS)
+    + (
+        Col("reason", "text", False, "the first rule broken"),
+        Col(IMPORT_DATE, "date", False, IMPORT_DATE_COL_DESCRIPTION),
+    ),
     description="Every raw line that was not kept, as it arrived, with the reason.",
 )
 
 SALES_AGGREGATES = PgTable(
     "sales_aggregates",
     (
+        Col(IMPORT_DATE, "date", False, "as of this import date: every line imported by then"),
         Col("grain", "text", False, "region | product | region_product"),
         Col("region", "text", True, "NULL at the product grain"),
         Col("product", "text", True, "NULL at the region grain"),
@@ -222,7 +232,7 @@ SALES_AGGREGATES = PgTable(
         Col("first_sale", "date", False),
         Col("last_sale", "date", False),
     ),
-    unique_key=("grain", "region", "product"),
+    unique_key=(IMPORT_DATE, "grain", "region", "product"),
     description="Sales metrics per region, per product and per (region, product).",
 )
 

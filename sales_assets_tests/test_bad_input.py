@@ -98,8 +98,8 @@ def test_a_file_without_read_permission_fails_in_raw_sales(run_job, snapshot_of_
     assert snapshot_of_everything()
 
 
-@pytest.mark.parametrize("rows", [0, -3])
-def test_non_positive_rows(run_job, snapshot_of_everything, rows):
+@pytest.mark.parametrize("rows", [0, -3, 364])  # at least a line a date
+def test_too_few_rows(run_job, snapshot_of_everything, rows):
     with pytest.raises(Exception, match="rows"):
         result = run_job(tags={RUN_DATE_TAG: RUN_DATE}, rows=rows)
         assert not result.success  # pragma: no cover - config validation raises first
@@ -113,7 +113,7 @@ def _run_with(env: dict, settings, spark_resource, instance, monkeypatch):
     bad = Settings.from_env({**os.environ, **TEST_ENV, "SALES_DATA_DIR": str(settings.data_dir), **env})
     job = build_definitions(bad, spark=spark_resource).resolve_job_def("sales_job")
     result = job.execute_in_process(
-        instance=instance, run_config=run_config(rows=100), tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False
+        instance=instance, run_config=run_config(rows=400), tags={RUN_DATE_TAG: RUN_DATE}, raise_on_error=False
     )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_START"]  # failed at run start

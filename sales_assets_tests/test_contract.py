@@ -12,7 +12,8 @@ pytestmark = pytest.mark.integration
 
 # (column, type, nullable), in order. docs/contract.md "Tables": money numeric(12,2) per line and
 # numeric(18,2) for totals; a kept line has every field the cleaning rules require (customer_id and
-# category may be missing); rejected lines keep the raw text as it arrived, with a reason.
+# category may be missing); rejected lines keep the raw text as it arrived, with a reason; every line
+# and every aggregate carries its import date.
 CLEANED_SALES = [
     ("sale_id", "bigint", False),
     ("order_id", "bigint", False),
@@ -24,6 +25,7 @@ CLEANED_SALES = [
     ("unit_price", "numeric(12,2)", False),
     ("amount", "numeric(12,2)", False),
     ("sale_ts", "timestamp without time zone", False),
+    ("import_date", "date", False),
 ]
 RAW = [
     "sale_id",
@@ -37,8 +39,9 @@ RAW = [
     "amount",
     "sale_ts",
 ]
-REJECTED_SALES = [(name, "text", True) for name in RAW] + [("reason", "text", False)]
+REJECTED_SALES = [(name, "text", True) for name in RAW] + [("reason", "text", False), ("import_date", "date", False)]
 SALES_AGGREGATES = [
+    ("import_date", "date", False),
     ("grain", "text", False),
     ("region", "text", True),
     ("product", "text", True),
@@ -100,7 +103,10 @@ def test_postgres_keys_are_the_contracts(stored, pg):
         "using (constraint_schema, constraint_name) where tc.table_schema = 'sales' "
         "and tc.constraint_type in ('PRIMARY KEY', 'UNIQUE') group by 1, 2, tc.constraint_name order by 1",
     )
-    assert keys == [("cleaned_sales", "PRIMARY KEY", "sale_id"), ("sales_aggregates", "UNIQUE", "grain,region,product")]
+    assert keys == [
+        ("cleaned_sales", "PRIMARY KEY", "sale_id"),
+        ("sales_aggregates", "UNIQUE", "import_date,grain,region,product"),
+    ]
     # one row per group: the NULL region or product of a grain counts as a value
     (nulls_not_distinct,) = query(
         pg,

@@ -148,7 +148,7 @@ def test_parquet_assets_go_to_sales_parquet_uri_apart_from_the_data_dir(settings
             selection=AssetSelection.assets("raw_sales"),
             resources=defs.resources,
             instance=instance,
-            run_config=run_config(rows=250, seed=5),
+            run_config=run_config(rows=400, seed=5),
             tags={RUN_DATE_TAG: "2026-11-01"},
         )
     assert result.success
@@ -156,4 +156,4 @@ def test_parquet_assets_go_to_sales_parquet_uri_apart_from_the_data_dir(settings
     assert materialization.metadata["dagster/uri"].value == f"{lake}/raw_sales"
     assert list((tmp_path / "lake" / "raw_sales").glob("part-*.parquet"))
     [check] = result.get_asset_check_evaluations()
-    assert check.check_name == RAW_ROW_COUNT and check.passed and check.metadata["stored_rows"].value == 250
+    assert check.check_name == RAW_ROW_COUNT and check.passed and check.metadata["stored_rows"].value == 400

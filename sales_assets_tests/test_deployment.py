@@ -43,7 +43,7 @@ def test_dagster_storage_on_real_postgres(pg, defs, data_dir, monkeypatch):
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         result = defs.resolve_job_def("sales_job").execute_in_process(
-            instance=instance, run_config=run_config(rows=300, seed=3), tags={RUN_DATE_TAG: "2026-08-01"}
+            instance=instance, run_config=run_config(rows=400, seed=3), tags={RUN_DATE_TAG: "2026-08-01"}
         )
         assert result.success
     storage_url = url._replace(path="/dagster_storage").geturl()

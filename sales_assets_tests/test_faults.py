@@ -212,9 +212,9 @@ def test_a_raw_sales_write_failing_midway_leaves_the_previous_parquet(
     before = raw()
     generate = ingest.generate_raw_sales
 
-    def failing_in_the_write(*args, **kwargs):  # the last line fails as the files are being written
+    def failing_in_the_write(*args, **kwargs):  # some dates' lines fail as the files are being written
         frame = generate(*args, **kwargs)
-        fails = F.col("sale_id") == F.lit("1500")
+        fails = F.dayofmonth("import_date") == 15
         return frame.withColumn(
             "product", F.when(fails, F.raise_error(F.lit("injected: disk full"))).otherwise(F.col("product"))
         )

@@ -1,7 +1,7 @@
 """The PostgreSQL I/O manager's reads, against the real server, in a schema of their own."""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -26,6 +26,7 @@ ROWS = [
         Decimal("9.99"),
         Decimal("9.99") * (1 + i % 3),
         datetime(2026, 11, 1 + i % 28, 12),
+        date(2026, 11, 2 + i % 28),
     )
     for i in range(1, 41)
 ]

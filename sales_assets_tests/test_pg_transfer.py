@@ -4,7 +4,7 @@ schema of its own: rows routed by struct column, value counts on the way, one sw
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -37,6 +37,7 @@ def lines(spark, n: int, reject_every: int):
         F.lit(Decimal("4.50")).cast("decimal(12,2)").alias("unit_price"),
         F.lit(Decimal("9.00")).cast("decimal(12,2)").alias("amount"),
         F.lit(datetime(2026, 11, 1, 12)).cast("timestamp_ntz").alias("sale_ts"),
+        F.lit(date(2026, 11, 2)).alias("import_date"),
     )
     rejected = F.struct(
         *[
@@ -44,6 +45,7 @@ def lines(spark, n: int, reject_every: int):
             for c in RAW_COLUMNS
         ],
         F.col("reason"),
+        F.lit(date(2026, 11, 2)).alias("import_date"),
     )
     return frame.select(
         F.when(F.col("reason").isNull(), kept).alias(KEPT.name),

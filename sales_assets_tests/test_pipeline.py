@@ -61,7 +61,7 @@ def test_raw_sales_parquet_skips_the_dictionary_only_for_nearly_unique_columns(f
         row_group.column(i).path_in_schema: row_group.column(i).has_dictionary_page
         for i in range(row_group.num_columns)
     }
-    assert dictionary == {c: c not in PLAIN_RAW_COLUMNS for c in RAW_COLUMNS}
+    assert dictionary == {c: c not in PLAIN_RAW_COLUMNS for c in (*RAW_COLUMNS, "import_date")}
 
 
 def test_raw_equals_cleaned_plus_rejected_per_reason(first_run, pg, spark, settings):
@@ -98,14 +98,16 @@ def test_cleaned_rows_satisfy_the_contract(first_run, pg):
 
 
 def test_aggregates_equal_the_metrics_recomputed_in_postgres(first_run, pg):
-    recomputed = """
-        select case when grouping(region) = 1 then 'product' when grouping(product) = 1 then 'region'
+    # as of the run's date: every line imported by then (all of them)
+    recomputed = f"""
+        select date '{RUN_DATE}' as import_date,
+               case when grouping(region) = 1 then 'product' when grouping(product) = 1 then 'region'
                     else 'region_product' end as grain,
                region, product, count(distinct order_id) as orders, count(*) as sales,
                sum(quantity) as units, sum(amount) as revenue,
                round(sum(amount) / count(distinct order_id), 2) as avg_check,
                min(sale_ts)::date as first_sale, max(sale_ts)::date as last_sale
-        from sales.cleaned_sales
+        from sales.cleaned_sales where import_date <= date '{RUN_DATE}'
         group by grouping sets ((region), (product), (region, product))"""
     stored = "select * from sales.sales_aggregates"
     diff = (

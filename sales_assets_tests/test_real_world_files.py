@@ -343,7 +343,7 @@ def test_what_is_stored_from_awkward_csv_equals_what_pythons_csv_module_reads(ru
         expected = {int(r[0]): r for r in list(csv.reader(f))[1:]}
     assert run_job(tags=TAGS, source_path=str(path)).success
     stored = spark.read.parquet(f"{settings.parquet_uri}/raw_sales").collect()  # 200 rows
-    assert {int(r["sale_id"]): ["" if v is None else v for v in r] for r in stored} == expected
+    assert {int(r["sale_id"]): ["" if r[c] is None else r[c] for c in RAW_COLUMNS] for r in stored} == expected
     kept = dict(query(pg, "select sale_id, product from sales.cleaned_sales"))
     names = {i: normalized_space(r[3]) for i, r in expected.items()}
     assert kept == {i: canonical_case(r[3]) for i, r in expected.items() if names[i]}

@@ -18,7 +18,7 @@ from dagster import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sales_assets.contract import CLEANED_SALES, REJECT_REASONS, REJECTED_SALES, SALES_AGGREGATES
+from sales_assets.contract import CLEANED_SALES, IMPORT_DATE, REJECT_REASONS, REJECTED_SALES, SALES_AGGREGATES
 from sales_assets.io_managers.postgres import table_metadata, write_tables
 from sales_assets.pg_transfer import LoadStats
 from sales_assets.policies import transient_retries
@@ -64,7 +64,7 @@ def build_warehouse_assets(retry_delay_s: float) -> list[AssetsDefinition]:
     def clean_sales(
         context: AssetExecutionContext,
         raw_sales: DataFrame,
-        run_date: RunDateResource,
+        run_date: RunDateResource,  # for SALES_TIMEZONE, what sale_ts is read in
         postgres: PostgresResource,
         spark: SparkResource,
         run_lock: RunLockResource,  # never called: requiring it makes the run hold the lock while this writes
@@ -72,7 +72,7 @@ def build_warehouse_assets(retry_delay_s: float) -> list[AssetsDefinition]:
         """Applies the cleaning rules and writes both tables in one pass over the raw lines and one
         transaction: every raw line lands in exactly one of them, and readers see both tables of
         the same run or of none."""
-        classified = classify_sales(raw_sales, run_date.for_run(context), run_date.timezone)
+        classified = classify_sales(raw_sales, run_date.timezone)
         tables = (CLEANED_SALES, REJECTED_SALES)
         load = write_tables(routed_lines(classified), tables, postgres, spark, tally=("reason", "amount_repaired"))
         for table in tables:
@@ -92,9 +92,15 @@ def build_warehouse_assets(retry_delay_s: float) -> list[AssetsDefinition]:
             "dagster/column_schema": SALES_AGGREGATES.dagster_schema,
         },
     )
-    def sales_aggregates(cleaned_sales: DataFrame):
-        # computed once, for the metadata and the load; the total row feeds the metadata only
-        aggregates = aggregate_sales(cleaned_sales, with_total=True).cache()
+    def sales_aggregates(context: AssetExecutionContext, cleaned_sales: DataFrame, run_date: RunDateResource):
+        # computed once, for the metadata and the load; the total row feeds the metadata only.
+        # As of the run's date: every stored line was imported by then.
+        as_of = run_date.for_run(context)
+        aggregates = (
+            aggregate_sales(cleaned_sales, with_total=True)
+            .selectExpr(f"DATE'{as_of.isoformat()}' AS {IMPORT_DATE}", "*")
+            .cache()
+        )
         try:
             # a dozen rows, in one job: sorted here, as Spark's orderBy costs two more jobs
             rows = aggregates.filter(F.col("grain").isin("region", TOTAL_GRAIN)).collect()

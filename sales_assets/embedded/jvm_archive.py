@@ -73,8 +73,10 @@ def _training_run(spark, tmp: Path) -> None:
     def count_batches(batches):
         yield pa.RecordBatch.from_pydict({"rows": [sum(b.num_rows for b in batches)]})
 
-    generate_raw_sales(spark, rows=2000, seed=1, run_date=date(2026, 1, 1)).write.parquet(f"{tmp}/raw")
-    classified = classify_sales(spark.read.parquet(f"{tmp}/raw"), date(2026, 1, 1)).cache()
+    generate_raw_sales(
+        spark, rows=2000, seed=1, first_date=date(2025, 12, 1), last_date=date(2026, 1, 1)
+    ).write.parquet(f"{tmp}/raw")
+    classified = classify_sales(spark.read.parquet(f"{tmp}/raw")).cache()
     routed_lines(classified).mapInArrow(count_batches, "rows long").agg(F.sum("rows")).collect()
     aggregate_sales(cleaned_lines(classified)).write.format("noop").mode("overwrite").save()
     classified.unpersist()

@@ -7,12 +7,20 @@ raw line lands in exactly one of them.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from sales_assets import contract
-from sales_assets.contract import CLEANED_SALES, MAX_MONEY, RAW_COLUMNS, REQUIRED_COLUMNS, UNICODE_WHITESPACE
+from sales_assets.contract import (
+    CLEANED_SALES,
+    IMPORT_DATE,
+    MAX_MONEY,
+    RAW_COLUMNS,
+    REQUIRED_COLUMNS,
+    UNICODE_WHITESPACE,
+)
 from sales_assets.transforms.sql import sql_literal
 
 MONEY = contract.spark_type(contract.MONEY)
@@ -24,11 +32,11 @@ class MissingColumnsError(ValueError):
     pass
 
 
-def require_raw_columns(columns: list[str]) -> None:
-    missing = [c for c in RAW_COLUMNS if c not in columns]
+def require_raw_columns(columns: list[str], expected: tuple[str, ...] = RAW_COLUMNS) -> None:
+    missing = [c for c in expected if c not in columns]
     if missing:
         raise MissingColumnsError(
-            f"raw sales input lacks column(s) {', '.join(missing)}; expected {', '.join(RAW_COLUMNS)}"
+            f"raw sales input lacks column(s) {', '.join(missing)}; expected {', '.join(expected)}"
         )
 
 
@@ -179,16 +187,25 @@ def _why_unparsed(name: str) -> tuple[str, str]:
     return f"CASE WHEN {failed} THEN {blank} ELSE false END", f"CASE WHEN {failed} THEN NOT {blank} ELSE false END"
 
 
-def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> DataFrame:
-    """The raw text columns as they arrived, typed values (`t_*`), `reason` (null when kept) and
-    `amount_repaired`. `timezone` (SALES_TIMEZONE) is what `sale_ts` is read in and converted to."""
-    require_raw_columns(raw.columns)
+def delivered_on(raw: DataFrame, import_date: date) -> DataFrame:
+    """Raw lines as one delivery imported on `import_date` (a file read for one date)."""
+    return raw.withColumn(IMPORT_DATE, F.lit(import_date))
+
+
+def classify_sales(raw: DataFrame, timezone: str = "UTC") -> DataFrame:
+    """The raw text columns as they arrived with their `import_date`, typed values (`t_*`),
+    `reason` (null when kept) and `amount_repaired`. `timezone` (SALES_TIMEZONE) is what `sale_ts`
+    is read in and converted to; a sale at or after the day after its import date is `future_date`."""
+    require_raw_columns(raw.columns, (*RAW_COLUMNS, IMPORT_DATE))
+    kept = (*RAW_COLUMNS, IMPORT_DATE)
     typed = (
-        raw.selectExpr(*[f"CAST({c} AS STRING) AS {c}" for c in RAW_COLUMNS])
-        .selectExpr(*RAW_COLUMNS, *[f"{_composed(c)} AS n_{c}" for c in NAME_COLUMNS], _wall_sale_ts(timezone))
-        .selectExpr(*RAW_COLUMNS, *_helpers(timezone), "wall_sale_ts")
+        raw.selectExpr(
+            *[f"CAST({c} AS STRING) AS {c}" for c in RAW_COLUMNS], f"CAST({IMPORT_DATE} AS DATE) AS {IMPORT_DATE}"
+        )
+        .selectExpr(*kept, *[f"{_composed(c)} AS n_{c}" for c in NAME_COLUMNS], _wall_sale_ts(timezone))
+        .selectExpr(*kept, *_helpers(timezone), "wall_sale_ts")
         .selectExpr(
-            *RAW_COLUMNS,
+            *kept,
             *[_id(c) for c in ID_COLUMNS],
             *[f"t_{c}" for c in ("quantity", *MONEY_COLUMNS)],
             _sale_ts(),
@@ -210,9 +227,8 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
         + ["expected_amount IS NULL"]
         + [f"contains(t_{c}, {sql_literal(NUL)})" for c in NAME_COLUMNS]
     )
-    future = (
-        f"t_sale_ts >= TIMESTAMP_NTZ '{datetime.combine(run_date + timedelta(days=1), time.min).isoformat(sep=' ')}'"
-    )
+    # a delivery may hold sales of its own import date, none of the next day's
+    future = f"t_sale_ts >= CAST(date_add({IMPORT_DATE}, 1) AS TIMESTAMP_NTZ)"
     reason = (
         f"CASE WHEN {missing} THEN 'missing_field' "
         f"WHEN {unparseable} THEN 'unparseable' "
@@ -240,11 +256,13 @@ def classify_sales(raw: DataFrame, run_date: date, timezone: str = "UTC") -> Dat
 
 def _mark_duplicates(typed: DataFrame, reason: str) -> DataFrame:
     """`reason`: the rule a rejected line breaks, or `duplicate` for all but one valid line per
-    sale_id. The line kept is the first by its full content, so the choice never depends on file
-    order or partitioning. (Measured: one window beats finding repeated ids first and sorting only
-    those, which scans the input 3x.)"""
+    sale_id. The line kept is the one of the earliest import date, then the first by its full
+    content, so the choice never depends on file order or partitioning. (Measured: one window beats
+    finding repeated ids first and sorting only those, which scans the input 3x.)"""
     order = ", ".join(
-        [f"t_{c} ASC NULLS FIRST" for c in CLEANED_COLUMNS[1:]] + [f"{c} ASC NULLS FIRST" for c in RAW_COLUMNS]
+        [f"{IMPORT_DATE} ASC"]
+        + [f"t_{c} ASC NULLS FIRST" for c in CLEANED_COLUMNS[1:] if c != IMPORT_DATE]
+        + [f"{c} ASC NULLS FIRST" for c in RAW_COLUMNS]
     )
     rank = f"row_number() OVER (PARTITION BY t_sale_id, valid ORDER BY {order})"
     ranked = typed.selectExpr("*", f"{rank} AS rank_in_sale")
@@ -256,7 +274,8 @@ def _mark_duplicates(typed: DataFrame, reason: str) -> DataFrame:
 
 def _cleaned_columns() -> list[str]:
     amount = f"CAST(CASE WHEN amount_repaired THEN expected_amount ELSE t_amount END AS {MONEY})"
-    return [f"{amount if c == 'amount' else f't_{c}'} AS {c}" for c in CLEANED_COLUMNS]
+    value = {"amount": amount, IMPORT_DATE: IMPORT_DATE}
+    return [f"{value.get(c, f't_{c}')} AS {c}" for c in CLEANED_COLUMNS]
 
 
 def _storable_raw_columns() -> list[str]:
@@ -271,7 +290,7 @@ def cleaned_lines(classified: DataFrame) -> DataFrame:
 
 def rejected_lines(classified: DataFrame) -> DataFrame:
     """Rejected lines as they arrived (raw text, NUL shown as U+FFFD) with their `reason`."""
-    return classified.filter("reason IS NOT NULL").selectExpr(*_storable_raw_columns(), "reason")
+    return classified.filter("reason IS NOT NULL").selectExpr(*_storable_raw_columns(), "reason", IMPORT_DATE)
 
 
 def routed_lines(classified: DataFrame) -> DataFrame:
@@ -280,7 +299,8 @@ def routed_lines(classified: DataFrame) -> DataFrame:
     rejected ones; plus `reason` and `amount_repaired` to count."""
     return classified.selectExpr(
         f"CASE WHEN reason IS NULL THEN struct({', '.join(_cleaned_columns())}) END AS cleaned_sales",
-        f"CASE WHEN reason IS NOT NULL THEN struct({', '.join(_storable_raw_columns())}, reason) END AS rejected_sales",
+        f"CASE WHEN reason IS NOT NULL THEN struct({', '.join(_storable_raw_columns())}, reason, {IMPORT_DATE}) "
+        "END AS rejected_sales",
         "reason",
         "amount_repaired",
     )

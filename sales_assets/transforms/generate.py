@@ -1,12 +1,14 @@
 """Synthetic raw sales, generated Spark-natively.
 
 Faker builds only the small dimension pools (products with categories and price tiers, regions);
-every line is then a pure function of `(seed, line number)` evaluated by Spark, so generation is
-deterministic for a seed, independent of partitioning, and has no per-row Python.
+every line is then a pure function of `(seed, import date, line number in the date)` evaluated by
+Spark, so generation is deterministic for a seed, independent of partitioning and of the range a
+date is generated in, and has no per-row Python.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -16,7 +18,7 @@ from faker import Faker
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS, TIMESTAMP_FORMAT, canonical_case
+from sales_assets.contract import IMPORT_DATE, RAW_COLUMNS, REJECT_REASONS, TIMESTAMP_FORMAT, canonical_case
 from sales_assets.transforms.parallelism import default_parallelism
 from sales_assets.transforms.sql import sql_literal
 
@@ -122,15 +124,44 @@ def _double(value: float) -> str:
     return f"{float(value)!r}D"
 
 
-def _day_weights(first_day: date, days: int) -> list[float]:
-    weights = []
-    for offset in range(days):
-        d = first_day + timedelta(days=offset)
-        doy = d.timetuple().tm_yday
-        holidays = 0.6 * math.exp(-(((doy - 350) / 18) ** 2))  # the December peak
-        summer_dip = -0.15 * math.exp(-(((doy - 200) / 30) ** 2))
-        weights.append(WEEKDAY_WEIGHTS[d.weekday()] * (1 + holidays + summer_dip))
-    return weights
+# Deliveries: the delivery of import date D holds the sales of the day before D. Lines per date
+# follow a 365-date cycle anchored here, so any 365 consecutive dates hold exactly `rows` lines.
+CYCLE_ORIGIN = date(2025, 1, 1)
+CYCLE_DAYS = 365
+EPOCH = date(1970, 1, 1)
+DATE_ID_BASE = 2**32  # sale_id / order_id = day_number(D) * 2^32 + line of the date: ids never depend on `rows`
+
+
+def day_number(d: date) -> int:
+    """Days since 1970-01-01 (Spark's `unix_date`)."""
+    return (d - EPOCH).days
+
+
+def _sale_day_weight(sale_day: date) -> float:
+    doy = sale_day.timetuple().tm_yday
+    holidays = 0.6 * math.exp(-(((doy - 350) / 18) ** 2))  # the December peak
+    summer_dip = -0.15 * math.exp(-(((doy - 200) / 30) ** 2))
+    return WEEKDAY_WEIGHTS[sale_day.weekday()] * (1 + holidays + summer_dip)
+
+
+@functools.cache
+def lines_per_date(rows: int) -> tuple[int, ...]:
+    """`rows` split over the 365-date cycle by the weekday and season of each delivery's sale day
+    (largest remainder, ties to the earlier slot): the counts sum to `rows` exactly. The cycle
+    repeats every 365 dates, so its weekday peak drifts by one weekday a year."""
+    weights = [_sale_day_weight(CYCLE_ORIGIN + timedelta(days=k - 1)) for k in range(CYCLE_DAYS)]
+    total = sum(weights)
+    shares = [rows * w / total for w in weights]
+    counts = [math.floor(s) for s in shares]
+    by_remainder = sorted(range(CYCLE_DAYS), key=lambda k: (-(shares[k] - counts[k]), k))
+    for k in by_remainder[: rows - sum(counts)]:
+        counts[k] += 1
+    return tuple(counts)
+
+
+def lines_on(import_date: date, rows: int) -> int:
+    """Generated lines delivered on `import_date`: n(D) = c[(D - 2025-01-01) mod 365]."""
+    return lines_per_date(rows)[(import_date - CYCLE_ORIGIN).days % CYCLE_DAYS]
 
 
 def generate_raw_sales(
@@ -138,41 +169,63 @@ def generate_raw_sales(
     *,
     rows: int,
     seed: int,
-    run_date: date,
-    days: int = 365,
+    first_date: date,
+    last_date: date,
     dirty_fraction: float = 0.02,
     num_partitions: int | None = None,
 ) -> DataFrame:
-    """Exactly `rows` raw lines (all columns text, as a CSV would carry them) dated in the `days`
-    days before `run_date`; about `dirty_fraction` of them dirty, spread over `DIRTY_KINDS`."""
-    if rows <= 0:
-        raise ValueError(f"rows must be positive, got {rows}")
-    if days <= 0:
-        raise ValueError(f"days must be positive, got {days}")
+    """The deliveries of the import dates `first_date`..`last_date`: the raw lines (all columns text,
+    as a CSV would carry them) plus `import_date`. Delivery D holds `lines_on(D, rows)` lines sold on
+    the day before D, so any 365 consecutive dates hold exactly `rows`; about `dirty_fraction` of them
+    are dirty, spread over `DIRTY_KINDS`. Each line is a function of (seed, D, its number in D):
+    a date is the same generated alone or inside any range."""
+    if rows < CYCLE_DAYS:
+        raise ValueError(f"rows must be at least {CYCLE_DAYS} (one line a day), got {rows}")
+    if last_date < first_date:
+        raise ValueError(f"the dates run backwards: {first_date} .. {last_date}")
     if not 0 <= dirty_fraction <= 1:
         raise ValueError(f"dirty_fraction must be within [0, 1], got {dirty_fraction}")
     pools = build_pools(seed)
-    first_day = run_date - timedelta(days=days)
-    parts = num_partitions or max(1, min(default_parallelism(spark), -(-rows // 100_000)))
+    dates = (last_date - first_date).days + 1
+    expected = rows * (dates // CYCLE_DAYS) + sum(
+        lines_on(first_date + timedelta(days=k), rows) for k in range(dates % CYCLE_DAYS)
+    )
+    parts = num_partitions or max(1, min(default_parallelism(spark), -(-expected // 100_000), dates))
 
     def u(key: str, salt: str) -> str:
         return _uniform(seed, key, salt)
 
-    # Built in steps: each step's columns are computed once and reused by the next step.
-    kind_index = f"CAST(floor({u('id', 'kind')} * {len(DIRTY_KINDS)}) AS INT)"
-    lines = spark.range(0, rows, numPartitions=parts).selectExpr(
-        "id AS line",
-        f"{u('id', 'dirty')} < {_double(dirty_fraction)} AS dirty",
-        f"{_pick(DIRTY_KINDS, kind_index)} AS kind",
-        f"CAST(floor({u('id', 'variant')} * 8) AS INT) AS variant",
+    # One row per date, then its lines: the dates spread over the partitions, each date's lines in one.
+    cycle = _int_array_literal(lines_per_date(rows))
+    first_day = day_number(first_date)
+    per_date = spark.range(first_day, first_day + dates, numPartitions=parts).selectExpr(
+        "id AS day_number",
+        f"element_at({cycle}, CAST(pmod(id - {day_number(CYCLE_ORIGIN)}, {CYCLE_DAYS}) + 1 AS INT)) AS n",
     )
-    # A duplicate line repeats the previous line (same sale_id, same content).
+    kind_index = f"CAST(floor({u('line', 'kind')} * {len(DIRTY_KINDS)}) AS INT)"
+    lines = (
+        per_date.filter("n > 0")
+        .selectExpr("day_number", "explode(sequence(0, n - 1)) AS i")
+        .selectExpr("day_number", "i", f"day_number * {DATE_ID_BASE} + i AS line")
+        .selectExpr(
+            "day_number",
+            "i",
+            "line",
+            f"{u('line', 'dirty')} < {_double(dirty_fraction)} AS dirty",
+            f"{_pick(DIRTY_KINDS, kind_index)} AS kind",
+            f"CAST(floor({u('line', 'variant')} * 8) AS INT) AS variant",
+        )
+    )
+    # A duplicate line repeats the previous line of its date (same sale_id, same content): only a
+    # clean one, so that the copies are identical and either may be kept.
+    previous_clean = f"NOT ({u('(line - 1)', 'dirty')} < {_double(dirty_fraction)})"
     lines = lines.selectExpr(
-        "*", "CASE WHEN dirty AND kind = 'duplicate' AND line > 0 THEN line - 1 ELSE line END AS src"
+        "*",
+        f"CASE WHEN dirty AND kind = 'duplicate' AND i > 0 AND {previous_clean} THEN line - 1 ELSE line END AS src",
     )
 
-    # Order of the source line: the last line in its block that starts an order.
-    block_start = f"(src - pmod(src, {LINES_PER_BLOCK}))"
+    # Order of the source line: the last line in its block (of the date) that starts an order.
+    block_start = f"(src - pmod(src - day_number * {DATE_ID_BASE}, {LINES_PER_BLOCK}))"
     order_start = "CAST(NULL AS BIGINT)"
     for back in range(LINES_PER_BLOCK - 1, -1, -1):
         candidate = f"(src - {back})"
@@ -182,14 +235,14 @@ def generate_raw_sales(
 
     n_customers = max(50, rows // 8)
     discount = _pick([str(d) for d in DISCOUNTS], f"CAST(floor({u('src', 'discount')} * {len(DISCOUNTS)}) AS INT)")
-    day = _weighted_index(u("order_start", "day"), _day_weights(first_day, days), buckets=4096)
     lines = lines.selectExpr(
         "*",
         f"{_weighted_index(u('src', 'product'), pools.product_weights)} AS product_idx",
         f"{_weighted_index(u('src', 'quantity'), QUANTITY_WEIGHTS)} + 1 AS qty",
         f"CAST({discount} AS DECIMAL(4,2)) AS discount",
         f"{_weighted_index(u('order_start', 'region'), pools.region_weights)} AS region_idx",
-        f"date_add(DATE'{first_day.isoformat()}', {day}) AS day",
+        "date_from_unix_date(CAST(day_number AS INT)) AS import_date",
+        "date_from_unix_date(CAST(day_number - 1 AS INT)) AS day",
         f"{_weighted_index(u('order_start', 'hour'), HOUR_WEIGHTS)} AS hour",
         f"CAST(floor({u('order_start', 'second')} * 3600) AS INT) AS second_of_hour",
         # squared uniform: a minority of customers buys most often
@@ -206,8 +259,9 @@ def generate_raw_sales(
         "dirty",
         "kind",
         "variant",
-        "CAST(src + 1 AS STRING) AS sale_id",
-        "CAST(order_start + 1 AS STRING) AS order_id",
+        "import_date",
+        "CAST(src AS STRING) AS sale_id",
+        "CAST(order_start AS STRING) AS order_id",
         "CAST(customer AS STRING) AS customer_id",
         f"{_pick(pools.products, 'product_idx')} AS product",
         f"{_pick(pools.product_categories, 'product_idx')} AS category",
@@ -220,8 +274,8 @@ def generate_raw_sales(
     clean = _add_noise(clean, seed)
     # Dirt touches a few lines: a separate branch keeps the common path's generated code small
     # (one big CASE chain over every line is too big for the JIT: docs/performance.md).
-    dirty_lines = _add_dirt(clean.filter("dirty"), run_date)
-    return clean.filter("NOT dirty").select(*RAW_COLUMNS).unionByName(dirty_lines)
+    dirty_lines = _add_dirt(clean.filter("dirty"))
+    return clean.filter("NOT dirty").select(*RAW_COLUMNS, IMPORT_DATE).unionByName(dirty_lines)
 
 
 def _add_noise(df: DataFrame, seed: int) -> DataFrame:
@@ -240,7 +294,7 @@ def _add_noise(df: DataFrame, seed: int) -> DataFrame:
     )
 
 
-def _add_dirt(df: DataFrame, run_date: date) -> DataFrame:
+def _add_dirt(df: DataFrame) -> DataFrame:
     """Turns each line into the dirty kind drawn for it (`kind`, with `variant` choosing how)."""
 
     def maybe_missing(name: str, position: int, value: str | None = None) -> str:
@@ -270,8 +324,9 @@ def _add_dirt(df: DataFrame, run_date: date) -> DataFrame:
         "ELSE CAST(CAST(CAST(amount AS DECIMAL(12,2)) + 1 AS DECIMAL(12,2)) AS STRING) END) "
         "ELSE amount END AS amount"
     )
+    # noon of the import date plus 1..8 days: after the delivery's own day, so `future_date`
     future_ts = (
-        f"date_format(make_timestamp_ntz({run_date.year}, {run_date.month}, {run_date.day}, 12, 0, 0) "
+        "date_format(make_timestamp_ntz(year(import_date), month(import_date), dayofmonth(import_date), 12, 0, 0) "
         f"+ make_interval(0, 0, 0, variant + 1, 0, 0, 0), '{TIMESTAMP_FORMAT}')"
     )
     sale_ts = (
@@ -289,4 +344,5 @@ def _add_dirt(df: DataFrame, run_date: date) -> DataFrame:
         maybe_missing("unit_price", 5, unit_price),
         amount,
         maybe_missing("sale_ts", 6, sale_ts),
+        IMPORT_DATE,
     )

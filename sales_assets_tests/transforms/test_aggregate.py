@@ -23,6 +23,7 @@ def cleaned(sale_id, order_id, region, product, quantity, amount, day=1):
         D(amount) / quantity,
         D(amount),
         datetime(2026, 11, day, 12, 0),
+        date(2026, 11, day + 1),
     )
 
 
@@ -71,7 +72,7 @@ def aggregates(spark):
 
 
 def test_columns_in_contract_order(aggregates):
-    assert list(aggregates[0].asDict()) == SALES_AGGREGATES.column_names
+    assert ["import_date", *aggregates[0].asDict()] == SALES_AGGREGATES.column_names  # the asset stamps the date
 
 
 def test_every_group_at_every_grain(aggregates):

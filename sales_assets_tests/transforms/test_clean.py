@@ -10,6 +10,7 @@ from sales_assets.transforms.clean import (
     MissingColumnsError,
     classify_sales,
     cleaned_lines,
+    delivered_on,
     rejected_lines,
     routed_lines,
 )
@@ -87,7 +88,7 @@ EXPECTED_REASON = {
 @pytest.fixture(scope="module")
 def classified(spark):
     raw = spark.createDataFrame(list(LINES.values()), ", ".join(f"{c} string" for c in RAW_COLUMNS))
-    return classify_sales(raw, RUN_DATE).cache()
+    return classify_sales(delivered_on(raw, RUN_DATE)).cache()
 
 
 def by_sale_id(rows):
@@ -111,7 +112,7 @@ def test_a_nul_byte_rejects_its_name_and_shows_as_a_replacement_character_in_raw
     rejected = by_sale_id(rejected_lines(classified).collect())
     assert rejected["23"]["product"] == "Wid\ufffdget"
     assert rejected["24"]["customer_id"] == "5\ufffd"
-    assert not any("\x00" in (v or "") for r in rejected.values() for v in r)
+    assert not any("\x00" in (r[c] or "") for r in rejected.values() for c in RAW_COLUMNS)
 
 
 def test_routed_lines_carry_each_line_once_in_its_table_shape(classified):
@@ -152,7 +153,7 @@ def test_duplicates_keep_one_line_deterministically(spark, classified):
     reversed_raw = spark.createDataFrame(
         list(reversed(list(LINES.values()))), ", ".join(f"{c} string" for c in RAW_COLUMNS)
     )
-    again = classify_sales(reversed_raw.repartition(3), RUN_DATE)
+    again = classify_sales(delivered_on(reversed_raw.repartition(3), RUN_DATE))
     assert sorted(cleaned_lines(again).collect()) == sorted(cleaned_lines(classified).collect())
     assert sorted(rejected_lines(again).collect()) == sorted(rejected_lines(classified).collect())
 
@@ -178,4 +179,35 @@ def test_every_line_lands_in_exactly_one_table(classified):
 def test_missing_raw_columns_is_a_clear_error(spark):
     raw = spark.createDataFrame([("1", "2")], "sale_id string, order_id string")
     with pytest.raises(MissingColumnsError, match="customer_id"):
-        classify_sales(raw, RUN_DATE)
+        classify_sales(delivered_on(raw, RUN_DATE))
+
+
+def test_a_line_without_its_import_date_is_a_clear_error(spark):
+    raw = spark.createDataFrame([line("1")], ", ".join(f"{c} string" for c in RAW_COLUMNS))
+    with pytest.raises(MissingColumnsError, match="import_date"):
+        classify_sales(raw)
+
+
+def test_a_sale_resent_on_a_later_date_is_kept_from_the_earliest_delivery(spark):
+    schema = ", ".join(f"{c} string" for c in RAW_COLUMNS)
+    # the same sale twice: the later delivery's copy sorts first by content (quantity 1 < 2)
+    first = delivered_on(spark.createDataFrame([line("70", quantity="2", amount="21.00")], schema), date(2026, 11, 2))
+    again = delivered_on(spark.createDataFrame([line("70", quantity="1", amount="10.50")], schema), date(2026, 11, 3))
+    classified = classify_sales(again.unionByName(first))
+    kept = cleaned_lines(classified).collect()
+    assert [(r["quantity"], r["import_date"]) for r in kept] == [(2, date(2026, 11, 2))]
+    assert [(r["quantity"], r["reason"], r["import_date"]) for r in rejected_lines(classified).collect()] == [
+        ("1", "duplicate", date(2026, 11, 3))
+    ]
+
+
+def test_future_is_measured_from_the_day_after_each_lines_own_import_date(spark):
+    schema = ", ".join(f"{c} string" for c in RAW_COLUMNS)
+    sale = "2026-11-03 08:00:00"  # a sale of Nov 3: on time in Nov 3's delivery and later, future before
+    deliveries = [
+        delivered_on(spark.createDataFrame([line(str(80 + k), sale_ts=sale)], schema), date(2026, 11, 2 + k))
+        for k in range(3)
+    ]
+    classified = classify_sales(deliveries[0].unionByName(deliveries[1]).unionByName(deliveries[2]))
+    reasons = {r["sale_id"]: r["reason"] for r in classified.select("sale_id", "reason").collect()}
+    assert reasons == {"80": "future_date", "81": None, "82": None}

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sales_assets.contract import RAW_COLUMNS, REJECT_REASONS
-from sales_assets.transforms.clean import classify_sales, cleaned_lines, rejected_lines
+from sales_assets.transforms.clean import classify_sales, cleaned_lines, delivered_on, rejected_lines
 
 RUN_DATE = date(2026, 11, 29)
 
@@ -54,7 +54,7 @@ frames = st.lists(st.lists(line, min_size=1, max_size=40), min_size=BATCH, max_s
 def test_cleaning_properties(spark, batch):
     lines = [line for frame in batch for line in frame]  # the properties hold for any frame, their union too
     raw = spark.createDataFrame(lines, SCHEMA)
-    classified = classify_sales(raw, RUN_DATE).cache()
+    classified = classify_sales(delivered_on(raw, RUN_DATE)).cache()
     kept = cleaned_lines(classified).collect()
     rejected = rejected_lines(classified).collect()
     # each raw line once, in one table: counted by its raw sale_id text (kept ones by the id they parse to)
@@ -82,7 +82,7 @@ def test_cleaning_properties(spark, batch):
         assert abs(r["amount"] - r["quantity"] * r["unit_price"]) <= Decimal("0.01")
         assert r["sale_ts"] < end
         assert r["region"] == r["region"].strip() and r["region"] != ""
-    again = classify_sales(spark.createDataFrame(list(reversed(lines)), SCHEMA).repartition(3), RUN_DATE)
+    again = classify_sales(delivered_on(spark.createDataFrame(list(reversed(lines)), SCHEMA).repartition(3), RUN_DATE))
     assert sorted(cleaned_lines(again).collect()) == sorted(kept)
     assert sorted(rejected_lines(again).collect(), key=repr) == sorted(rejected, key=repr)
     classified.unpersist()

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from sales_assets.contract import RAW_COLUMNS, canonical_case
-from sales_assets.transforms.clean import classify_sales, cleaned_lines
+from sales_assets.transforms.clean import classify_sales, cleaned_lines, delivered_on
 
 RUN_DATE = date(2026, 11, 29)
 GOOD = {
@@ -29,7 +29,7 @@ SCHEMA = ", ".join(f"{c} string" for c in RAW_COLUMNS)
 def outcome(spark, timezone="UTC", **values):
     """(reason, kept row or None) of one line: GOOD with `values` changed."""
     raw = spark.createDataFrame([tuple({**GOOD, **values}[c] for c in RAW_COLUMNS)], SCHEMA)
-    classified = classify_sales(raw, RUN_DATE, timezone)
+    classified = classify_sales(delivered_on(raw, RUN_DATE), timezone)
     reason = classified.select("reason").first()["reason"]
     kept = cleaned_lines(classified).first()
     return reason, kept
